@@ -1,0 +1,523 @@
+"""Train and evaluate one peer toolkit (JoeyNMT or OpenNMT-py) on the prepared pieces.
+
+The model is the matched GRU model (emb 256, biGRU encoder, GRU decoder 256, Bahdanau
+attention, dropout 0.1, Adam 1e-3 constant). Training runs for a wall-clock budget: the
+process is sent SIGINT when the budget is spent, and the last checkpoint it saved is
+decoded (greedy and beam 5, batch 64) on the IITB test set. One JSON line with speed,
+memory and quality figures is printed and written to <work>/<peer>.json.
+
+Run it with any Python that has sentencepiece and sacrebleu (both peer envs do); the peer
+itself runs from bench/peers/envs/<peer>. Prepare the data first (prepare_data.py).
+
+    python bench/peers/run_peer.py --peer joeynmt --budget 3600
+    python bench/peers/run_peer.py --peer opennmt --budget 120 --limit 200   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from string import Template
+
+import sacrebleu
+import sentencepiece as spm
+
+HERE = Path(__file__).resolve().parent
+PEERS = ("joeynmt", "opennmt")
+VERSIONS = {"joeynmt": "2.3.0", "opennmt": "3.5.1"}
+BEAMS = {"greedy": 1, "beam5": 5}
+MB = 1024 * 1024
+
+
+class PeerError(Exception):
+    """A user-fixable problem: missing env or data, a peer that failed; the message says what."""
+
+
+# ---------------------------------------------------------------------------- settings
+@dataclass
+class Settings:
+    """Everything that shapes the run; the matched-model defaults live here."""
+
+    peer: str
+    budget: float
+    work: Path
+    limit: int | None = None
+    emb: int = 256
+    hidden: int = 256          # JoeyNMT: per encoder direction and decoder; OpenNMT: see README
+    dropout: float = 0.1
+    lr: float = 1e-3
+    clip: float = 5.0          # OpenNMT's default max_grad_norm, applied to both peers
+    seed: int = 42
+    max_train_len: int = 200   # training pairs longer than this (pieces, either side) are dropped
+    max_output_len: int = 200  # decoding stops after this many target pieces
+    decode_batch: int = 64
+    beam_alpha: float = 1.0    # GNMT length penalty ((5+len)/6)^alpha for beam search; 0 = none
+    joeynmt_batch_type: str = "token"
+    joeynmt_batch_size: int = 1500
+    opennmt_batch_size: int = 64
+    opennmt_workers: int = 2   # OpenNMT-py's default DataLoader workers
+    log_every: int = 20        # steps between training log lines (throughput windows)
+    save_every: int = 100      # OpenNMT checkpoint interval in steps (JoeyNMT saves on SIGINT)
+    grace: float = 120.0       # seconds a peer may take to save and exit after SIGINT
+    threads: int | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.work / "runs" / self.peer
+
+    @property
+    def env_bin(self) -> Path:
+        return HERE / "envs" / self.peer / "bin"
+
+
+# ---------------------------------------------------------------- process measurement
+@dataclass
+class ProcResult:
+    """How one child process (and everything it spawned) ran."""
+
+    rc: int
+    wall_s: float
+    peak_rss_mb: float       # largest single process (kernel ru_maxrss via wait4)
+    peak_tree_pss_mb: float  # largest sampled sum of PSS over the process group
+    interrupted: bool
+    started_at: float        # time.time() at launch
+    stdout: str = ""
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the ")" that closes comm: state ppid pgrp ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed PSS of a process group; PSS splits shared pages between forks."""
+
+    def __init__(self, pgid: int, period: float = 0.5):
+        super().__init__(daemon=True)
+        self.pgid, self.period = pgid, period
+        self.peak_kb = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            total = sum(_pss_kb(p) for p in _group_pids(self.pgid))
+            self.peak_kb = max(self.peak_kb, total)
+            self._done.wait(self.period)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
+                 grace: float = 120.0, stdin_path: Path | None = None,
+                 env: dict | None = None) -> ProcResult:
+    """Run cmd in its own process group, logging stdout+stderr to log_path.
+
+    With a budget, the group gets SIGINT after `budget` seconds and SIGKILL if it has not
+    exited `grace` seconds later. wait4 gives this child's own rusage, so each stage's
+    peak RSS is its own (getrusage(RUSAGE_CHILDREN) would keep the max over all stages).
+    """
+    print(f"[run_peer] $ {' '.join(map(str, cmd))}" + (f" < {stdin_path}" if stdin_path else ""),
+          flush=True)
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    with open(log_path, "wb") as log:
+        t0 = time.time()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
+                                start_new_session=True, env=env)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        interrupted, status, rusage = False, None, None
+        deadline = t0 + budget if budget else None
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            now = time.time()
+            if deadline and now >= deadline and not interrupted:
+                print(f"[run_peer] budget of {budget:.0f}s spent: SIGINT to the peer", flush=True)
+                os.killpg(proc.pid, signal.SIGINT)
+                interrupted, deadline = True, now + grace
+            elif interrupted and now >= deadline:
+                print("[run_peer] peer still running after SIGINT: SIGKILL", flush=True)
+                os.killpg(proc.pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.2)
+        wall = time.time() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from waiting again
+        sampler.stop()
+        # Reap any stray members of the group (e.g. DataLoader workers).
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if stdin_path:
+        stdin.close()
+    return ProcResult(rc=proc.returncode, wall_s=wall, peak_rss_mb=rusage.ru_maxrss / 1024,
+                      peak_tree_pss_mb=sampler.peak_kb / 1024, interrupted=interrupted,
+                      started_at=t0)
+
+
+# ------------------------------------------------------------------------ log parsing
+def parse_ts(text: str, fmt: str = "%Y-%m-%d %H:%M:%S,%f") -> float:
+    return datetime.strptime(text, fmt).timestamp()
+
+
+@dataclass
+class TrainStats:
+    steps: int
+    ckpt_step: int
+    tgt_tokens: int
+    seconds: float     # training-loop wall time over which tgt_tokens were processed
+    startup_s: float   # launch -> training loop start (imports, data, vocab, model)
+    params: int
+    window_tok_per_s: list[float] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ peers
+class Peer:
+    """What differs between toolkits: configs, commands, logs, checkpoints."""
+
+    name = ""
+
+    def __init__(self, s: Settings):
+        self.s = s
+        self.pieces = (s.work / "pieces").resolve()
+        self.vocab = (s.work / "vocab").resolve()
+        self.run_dir = s.run_dir.resolve()
+
+    def python(self) -> str:
+        return str(self.s.env_bin / "python")
+
+    def fill(self, template: str, **values) -> str:
+        text = (HERE / template).read_text(encoding="utf-8")
+        return Template(text).substitute(**values)
+
+
+class JoeyNMT(Peer):
+    name = "joeynmt"
+
+    def config(self, beam: int = 1, load_model: Path | None = None) -> Path:
+        s = self.s
+        # validation_freq must be a multiple of logging_freq; this one is never reached,
+        # so no validation eats into the budget (SIGINT makes JoeyNMT save latest.ckpt).
+        text = self.fill(
+            "joeynmt.yaml.in", model_dir=self.run_dir / "model", seed=s.seed,
+            pieces=self.pieces, dev_name="dev", vocab=self.vocab,
+            max_train_len=s.max_train_len, beam_size=beam, beam_alpha=s.beam_alpha,
+            decode_batch=s.decode_batch, max_output_len=s.max_output_len, lr=s.lr,
+            clip=s.clip, batch_size=s.joeynmt_batch_size, batch_type=s.joeynmt_batch_type,
+            log_every=s.log_every, valid_every=s.log_every * 10**7, emb=s.emb,
+            hidden=s.hidden, dropout=s.dropout)
+        if load_model:
+            text = text.replace("testing:\n", f"testing:\n  load_model: \"{load_model}\"\n", 1)
+        path = self.run_dir / f"joeynmt.beam{beam}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def train_cmd(self) -> list[str]:
+        return [self.python(), "-m", "joeynmt", "train", str(self.config()), "--skip-test"]
+
+    def checkpoint(self) -> Path:
+        latest = self.run_dir / "model" / "latest.ckpt"
+        if not latest.exists():
+            raise PeerError(f"JoeyNMT saved no checkpoint; see {self.run_dir / 'train.log'}")
+        return latest.resolve()
+
+    def train_stats(self, res: ProcResult) -> TrainStats:
+        log = (self.run_dir / "model" / "train.log").read_text(encoding="utf-8")
+        ts_re = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \w+ - [\w.]+ - "
+        start = re.search(ts_re + r"EPOCH 1$", log, re.M)
+        if not start:
+            raise PeerError(f"JoeyNMT never started its training loop; see {self.run_dir / 'train.log'}")
+        end = re.search(ts_re + r"Interrupt at epoch \d+, step (\d+)", log, re.M)
+        if not end:  # finished on its own (epoch cap): last line of the log
+            end = list(re.finditer(ts_re, log, re.M))[-1]
+        windows = [float(m) for m in re.findall(r"Tokens per Sec:\s+([\d.]+)", log)]
+        params = re.search(r"Total params: (\d+)", log)
+        # total_tokens is exact: JoeyNMT counts every target token (incl. EOS) it trained on.
+        code = ("import json, torch; ck = torch.load(%r, map_location='cpu', weights_only=False);"
+                "print(json.dumps(ck['stats_state']))" % str(self.checkpoint()))
+        stats = json.loads(subprocess.run([self.python(), "-c", code], check=True,
+                                          capture_output=True, text=True).stdout)
+        t_start, t_end = parse_ts(start.group(1)), parse_ts(end.group(1))
+        return TrainStats(steps=stats["steps"], ckpt_step=stats["steps"],
+                          tgt_tokens=stats["total_tokens"], seconds=t_end - t_start,
+                          startup_s=t_start - res.started_at,
+                          params=int(params.group(1)) if params else 0,
+                          window_tok_per_s=windows)
+
+    def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], Path]:
+        cfg = self.config(beam=beam, load_model=self.checkpoint())
+        return [self.python(), "-m", "joeynmt", "translate", str(cfg), "--output-path",
+                str(out)], src
+
+    @staticmethod
+    def decode_seconds(log: str, n: int) -> float:
+        m = re.search(r"Generation took ([\d.]+)\[sec\]", log)
+        if not m:
+            raise PeerError("JoeyNMT decode log has no 'Generation took' line")
+        return float(m.group(1))
+
+
+class OpenNMT(Peer):
+    name = "opennmt"
+
+    def write_vocab(self) -> None:
+        # OpenNMT adds its own specials (<unk> <blank> <s> </s>); drop SentencePiece's so
+        # both sides keep exactly 8000 entries.
+        specials = {"<pad>", "<unk>", "<s>", "</s>"}
+        for side, dest in (("src", "vocab.src"), ("tgt", "vocab.tgt")):
+            pieces = (self.vocab / f"{side}.txt").read_text(encoding="utf-8").splitlines()
+            kept = [p for p in pieces if p not in specials]
+            (self.run_dir / dest).write_text("\n".join(kept) + "\n", encoding="utf-8")
+        self.vocab_size = len(kept) + len(specials)
+
+    def train_cmd(self) -> list[str]:
+        s = self.s
+        self.write_vocab()
+        n_train = sum(1 for _ in open(self.pieces / "train.en", encoding="utf-8"))
+        text = self.fill(
+            "opennmt.yaml.in", run_dir=self.run_dir, seed=s.seed, pieces=self.pieces,
+            vocab_size=self.vocab_size, max_train_len=s.max_train_len, emb=s.emb,
+            hidden=s.hidden, dropout=s.dropout, lr=s.lr, clip=s.clip,
+            batch_size=s.opennmt_batch_size, bucket_size=n_train,
+            num_workers=s.opennmt_workers, log_every=s.log_every, save_every=s.save_every)
+        cfg = self.run_dir / "opennmt.yaml"
+        cfg.write_text(text, encoding="utf-8")
+        return [str(self.s.env_bin / "onmt_train"), "-config", str(cfg)]
+
+    def checkpoint(self) -> Path:
+        ckpts = sorted(self.run_dir.glob("model_step_*.pt"),
+                       key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        if not ckpts:
+            raise PeerError(
+                f"OpenNMT saved no checkpoint within the budget (it saves every "
+                f"{self.s.save_every} steps): raise --budget or lower --save-every")
+        return ckpts[-1]
+
+    def train_stats(self, res: ProcResult) -> TrainStats:
+        log = (self.run_dir / "train.log").read_text(encoding="utf-8")
+        ts_re = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\] "
+        start = re.search(ts_re + r"Start training loop", log, re.M)
+        if not start:
+            raise PeerError(f"OpenNMT never started its training loop; see {self.run_dir / 'train.log'}")
+        # Step 20/100000000; acc: ..; bsz: src/tgt/sents; src/tgt tok/s; N sec;
+        report = re.compile(ts_re + r"Step (\d+)(?:/\s*\d+)?;.*?bsz:\s*([\d.]+)/\s*([\d.]+)/"
+                            r"\s*([\d.]+);\s*([\d.]+)/\s*([\d.]+) tok/s;", re.M)
+        tokens, prev_step, t_last, windows = 0.0, 0, None, []
+        for m in report.finditer(log):
+            step = int(m.group(2))
+            # bsz tgt = target tokens (incl. EOS) per batch, averaged over the window.
+            tokens += float(m.group(4)) * (step - prev_step)
+            prev_step, t_last = step, parse_ts(m.group(1))
+            windows.append(float(m.group(7)))
+        if t_last is None:
+            raise PeerError(f"OpenNMT logged no training step; see {self.run_dir / 'train.log'}")
+        params = re.search(r"\* number of parameters: (\d+)", log)
+        t_start = parse_ts(start.group(1))
+        ckpt_step = int(self.checkpoint().stem.rsplit("_", 1)[1])
+        return TrainStats(steps=prev_step, ckpt_step=ckpt_step, tgt_tokens=int(round(tokens)),
+                          seconds=t_last - t_start, startup_s=t_start - res.started_at,
+                          params=int(params.group(1)) if params else 0,
+                          window_tok_per_s=windows)
+
+    def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], None]:
+        s = self.s
+        cmd = [str(s.env_bin / "onmt_translate"), "-model", str(self.checkpoint()),
+               "-src", str(src), "-output", str(out), "-beam_size", str(beam),
+               "-batch_size", str(s.decode_batch), "-batch_type", "sents",
+               "-max_length", str(s.max_output_len), "-min_length", "1",
+               "-seed", str(s.seed), "-report_time"]
+        if beam > 1 and s.beam_alpha > 0:
+            # "wu" is the GNMT penalty ((5+len)/6)^alpha, the one JoeyNMT's beam_alpha uses.
+            cmd += ["-length_penalty", "wu", "-alpha", str(s.beam_alpha)]
+        else:
+            cmd += ["-length_penalty", "none"]
+        return cmd, None
+
+    @staticmethod
+    def decode_seconds(log: str, n: int) -> float:
+        # The per-sentence average has more digits than "Total translation time (s): %.1f".
+        m = re.search(r"Average translation time \(ms\): ([\d.]+)", log)
+        if not m:
+            raise PeerError("OpenNMT decode log has no 'Average translation time' line")
+        return float(m.group(1)) * n / 1000
+
+
+# ------------------------------------------------------------------------- evaluation
+def depiece(sp: spm.SentencePieceProcessor, line: str) -> str:
+    """Space-separated pieces -> text; unknown pieces (<unk>) are dropped, not rendered."""
+    ids = [sp.piece_to_id(p) for p in line.split()]
+    return sp.decode([i for i in ids if i != sp.unk_id()])
+
+
+def score(hyps: list[str], refs: list[str]) -> dict:
+    bleu = sacrebleu.metrics.BLEU()
+    chrf = sacrebleu.metrics.CHRF()
+    b = bleu.corpus_score(hyps, [refs])
+    c = chrf.corpus_score(hyps, [refs])
+    return {"bleu": round(b.score, 2), "chrf": round(c.score, 2),
+            "len_ratio": round(b.sys_len / b.ref_len, 4) if b.ref_len else 0.0,
+            "bleu_sig": str(bleu.get_signature()), "chrf_sig": str(chrf.get_signature())}
+
+
+def take_lines(src: Path, dest: Path, limit: int | None) -> int:
+    lines = src.read_text(encoding="utf-8").splitlines()[:limit]
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
+
+
+# -------------------------------------------------------------------------------- main
+def check_ready(s: Settings) -> None:
+    exe = s.env_bin / "python"
+    if not exe.exists():
+        raise PeerError(f"no env for {s.peer} at {exe.parent.parent}: run bash bench/peers/setup.sh {s.peer}")
+    for rel in ("pieces/train.en", "pieces/train.hi", "pieces/test.en", "raw/test.hi",
+                "vocab/src.txt", "vocab/tgt.txt", "spm/tgt.model"):
+        if not (s.work / rel).exists():
+            raise PeerError(f"missing {s.work / rel}: run bench/peers/prepare_data.py --out {s.work} first")
+
+
+def run(s: Settings) -> dict:
+    check_ready(s)
+    peer = {"joeynmt": JoeyNMT, "opennmt": OpenNMT}[s.peer](s)
+    if s.run_dir.exists():
+        shutil.rmtree(s.run_dir)
+    s.run_dir.mkdir(parents=True)
+    env = dict(os.environ)
+    if s.threads:
+        env.update(OMP_NUM_THREADS=str(s.threads), MKL_NUM_THREADS=str(s.threads))
+
+    train = run_measured(peer.train_cmd(), s.run_dir / "train.stdout.log", budget=s.budget,
+                         grace=s.grace, env=env)
+    print(f"[run_peer] training process ended: rc={train.rc} after {train.wall_s:.0f}s", flush=True)
+    if train.rc != 0 and not train.interrupted:
+        raise PeerError(f"{s.peer} training failed with rc={train.rc} before the budget was spent; "
+                        f"see {s.run_dir / 'train.stdout.log'}")
+    stats = peer.train_stats(train)
+    ckpt = peer.checkpoint()
+    print(f"[run_peer] step {stats.steps}, checkpoint {ckpt.name} (step {stats.ckpt_step})", flush=True)
+
+    result = {
+        "peer": s.peer, "version": VERSIONS[s.peer], "budget_s": s.budget,
+        "params": stats.params, "train_steps": stats.steps, "ckpt_step": stats.ckpt_step,
+        "train_tgt_tokens": stats.tgt_tokens, "train_seconds": round(stats.seconds, 2),
+        "train_tok_per_s": round(stats.tgt_tokens / stats.seconds, 1) if stats.seconds > 0 else 0.0,
+        "train_window_tok_per_s_median": (sorted(stats.window_tok_per_s)[len(stats.window_tok_per_s) // 2]
+                                          if stats.window_tok_per_s else None),
+        "train_tgt_tokens_per_step": round(stats.tgt_tokens / stats.steps, 1) if stats.steps else 0.0,
+        "train_startup_s": round(stats.startup_s, 2), "train_wall_s": round(train.wall_s, 2),
+        "train_peak_rss_mb": round(train.peak_rss_mb, 1),
+        "train_peak_tree_pss_mb": round(train.peak_tree_pss_mb, 1),
+    }
+
+    sp = spm.SentencePieceProcessor(model_file=str(s.work / "spm" / "tgt.model"))
+    src = s.run_dir / "test.src.pieces"
+    n = take_lines(s.work / "pieces" / "test.en", src, s.limit)
+    refs = (s.work / "raw" / "test.hi").read_text(encoding="utf-8").splitlines()[:n]
+    result["test_sents"] = n
+    for name, beam in BEAMS.items():
+        out = s.run_dir / f"test.{name}.pieces"
+        cmd, stdin = peer.decode_cmd(beam, src, out)
+        dec = run_measured(cmd, s.run_dir / f"decode.{name}.log", stdin_path=stdin, env=env)
+        log = (s.run_dir / f"decode.{name}.log").read_text(encoding="utf-8", errors="replace")
+        if dec.rc != 0 or not out.exists():
+            raise PeerError(f"{s.peer} decoding ({name}) failed with rc={dec.rc}; see {s.run_dir / f'decode.{name}.log'}")
+        hyps = [depiece(sp, line) for line in out.read_text(encoding="utf-8").splitlines()]
+        if len(hyps) != n:
+            raise PeerError(f"{s.peer} wrote {len(hyps)} {name} outputs for {n} inputs ({out})")
+        (s.run_dir / f"test.{name}.hi").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+        secs = peer.decode_seconds(log, n)
+        scores = score(hyps, refs)
+        result.update({
+            f"{name}_sent_per_s": round(n / secs, 2) if secs > 0 else None,
+            f"{name}_decode_s": round(secs, 2), f"{name}_wall_s": round(dec.wall_s, 2),
+            f"{name}_peak_rss_mb": round(dec.peak_rss_mb, 1),
+            f"{name}_bleu": scores["bleu"], f"{name}_chrf": scores["chrf"],
+            f"{name}_len_ratio": scores["len_ratio"],
+        })
+        result["bleu_signature"], result["chrf_signature"] = scores["bleu_sig"], scores["chrf_sig"]
+    result["settings"] = {"emb": s.emb, "hidden": s.hidden, "dropout": s.dropout, "lr": s.lr,
+                          "clip": s.clip, "max_train_len": s.max_train_len,
+                          "max_output_len": s.max_output_len, "decode_batch": s.decode_batch,
+                          "beam_alpha": s.beam_alpha, "seed": s.seed, "threads": s.threads,
+                          "batch": (f"{s.joeynmt_batch_type}:{s.joeynmt_batch_size}" if s.peer == "joeynmt"
+                                    else f"sents:{s.opennmt_batch_size}")}
+    return result
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    d = Settings(peer="", budget=0, work=Path())
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer", required=True, choices=PEERS)
+    ap.add_argument("--budget", type=float, required=True, help="training wall-clock seconds")
+    ap.add_argument("--work", type=Path, default=HERE / "work", help="prepare_data.py --out dir")
+    ap.add_argument("--limit", type=int, help="decode only the first N test sentences")
+    ap.add_argument("--hidden", type=int, default=d.hidden)
+    ap.add_argument("--max-output-len", type=int, default=d.max_output_len)
+    ap.add_argument("--max-train-len", type=int, default=d.max_train_len)
+    ap.add_argument("--beam-alpha", type=float, default=d.beam_alpha)
+    ap.add_argument("--joeynmt-batch-type", choices=("token", "sentence"), default=d.joeynmt_batch_type)
+    ap.add_argument("--joeynmt-batch-size", type=int, default=d.joeynmt_batch_size)
+    ap.add_argument("--opennmt-workers", type=int, default=d.opennmt_workers)
+    ap.add_argument("--log-every", type=int, default=d.log_every)
+    ap.add_argument("--save-every", type=int, default=d.save_every)
+    ap.add_argument("--threads", type=int, help="OMP/MKL threads for the peer (default: torch's)")
+    a = ap.parse_args(argv)
+    if a.budget <= 0:
+        ap.error("--budget must be > 0 seconds")
+    return Settings(peer=a.peer, budget=a.budget, work=a.work, limit=a.limit, hidden=a.hidden,
+                    max_output_len=a.max_output_len, max_train_len=a.max_train_len,
+                    beam_alpha=a.beam_alpha, joeynmt_batch_type=a.joeynmt_batch_type,
+                    joeynmt_batch_size=a.joeynmt_batch_size, opennmt_workers=a.opennmt_workers,
+                    log_every=a.log_every, save_every=a.save_every, threads=a.threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = parse_args(argv)
+    try:
+        result = run(s)
+    except PeerError as e:
+        print(f"run_peer: error: {e}", file=sys.stderr)
+        return 1
+    line = json.dumps(result, ensure_ascii=False)
+    (s.work / f"{s.peer}.json").write_text(line + "\n", encoding="utf-8")
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

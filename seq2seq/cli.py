@@ -1,0 +1,221 @@
+"""Command line: train, translate, evaluate, download, keys. User mistakes print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seq2seq.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--config", required=required, help="YAML config, e.g. configs/en-hi.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set training.lr=0.0005 (repeatable)")
+    parser.add_argument("--data-dir", help="folder the config's data paths are relative to (data.root)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seq2seq", description="RNN encoder-decoder machine translation")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a YAML config")
+    add_config_arguments(train)
+    train.add_argument("--resume", action="store_true", help="continue the run from its newest checkpoint")
+
+    translate = commands.add_parser("translate", help="translate sentences with a trained model")
+    translate.add_argument("text", nargs="*", help="sentences to translate; '-' reads stdin, one per line")
+    translate.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs)")
+    translate.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
+    translate.add_argument("--input", help="file to translate, one sentence per line")
+    translate.add_argument("--output", help="write translations here instead of stdout")
+    translate.add_argument("--reference", help="reference translations of --input: print BLEU and chrF")
+    translate.add_argument("--method", choices=["greedy", "beam", "sample"])
+    translate.add_argument("--beam-size", type=int)
+    translate.add_argument("--n-best", type=int, help="print this many hypotheses per sentence: rank, score, text")
+    translate.add_argument("--length-penalty", type=float)
+    translate.add_argument("--max-len", type=int)
+    translate.add_argument("--temperature", type=float)
+    translate.add_argument("--top-k", type=int)
+    translate.add_argument("--top-p", type=float)
+    translate.add_argument("--seed", type=int)
+    translate.add_argument("--batch-size", type=int)
+    translate.add_argument("--attention", metavar="PNG", help="save the attention heatmap of the first sentence")
+    translate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+
+    evaluate = commands.add_parser("evaluate", help="score a trained model on the config's dev or test sets")
+    add_config_arguments(evaluate)
+    evaluate.add_argument("--split", choices=["dev", "test"], default="test")
+    evaluate.add_argument("--checkpoint", help="model file (default: the run's best.pt)")
+
+    download = commands.add_parser("download", help="fetch a public corpus into the data folder")
+    download.add_argument("name", help="dataset name, e.g. en-hi (see --list)", nargs="?")
+    download.add_argument("--dir", default="data", help="target folder (default: data)")
+    download.add_argument("--list", action="store_true", help="list the datasets")
+
+    commands.add_parser("keys", help="print every config key with its default and meaning (Markdown)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate,
+                "download": run_download, "keys": run_keys}
+    try:
+        return handlers[args.command](args) or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from seq2seq.config import load_config
+    from seq2seq.training import train
+
+    config = load_config(args.config, args.overrides, args.data_dir)
+    train(config, resume=args.resume)
+    return 0
+
+
+def newest_checkpoint(runs: Path) -> Path:
+    candidates = sorted(runs.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise UserError(f"no trained model under {runs}/; train one (python train.py --config configs/en-hi.yaml) "
+                        "or pass --checkpoint FILE")
+    return candidates[-1]
+
+
+def read_lines(source: str) -> list[str]:
+    """Lines of a file or stdin as text; invalid UTF-8 is replaced, never fatal, and the count is exact."""
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as error:
+            raise UserError(f"{source}: cannot read ({error.strerror})") from None
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [line.rstrip(b"\r").decode("utf-8", errors="replace") for line in lines]
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from seq2seq.evaluation import score
+    from seq2seq.translator import Translator
+
+    if args.input and args.text:
+        raise UserError("give sentences or --input FILE, not both")
+    if args.input:
+        texts = read_lines(args.input)
+    elif args.text == ["-"] or (not args.text and not sys.stdin.isatty()):
+        texts = read_lines("-")
+    elif args.text:
+        texts = args.text
+    else:
+        raise UserError('nothing to translate: give a sentence, "-" for stdin, or --input FILE')
+    options = {"method": args.method, "beam_size": args.beam_size, "n_best": args.n_best,
+               "length_penalty": args.length_penalty, "max_len": args.max_len, "temperature": args.temperature,
+               "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed, "batch_size": args.batch_size}
+    overrides = {key: value for key, value in options.items() if value is not None}
+    if "beam_size" in overrides or ("n_best" in overrides and overrides["n_best"] > 1):
+        overrides.setdefault("method", "beam")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
+    translator = Translator.from_checkpoint(checkpoint, device=args.device, **overrides)
+    check_decoding(translator.decoding)
+    results = translator.translate(texts, record_attention=bool(args.attention), progress=len(texts) > 200)
+    lines = []
+    for nbest in results:
+        if nbest[0].warning:
+            print(f"warning: {nbest[0].warning}", file=sys.stderr)
+        if translator.decoding.n_best > 1:
+            lines.extend(f"{rank}\t{t.score:.4f}\t{t.text}" for rank, t in enumerate(nbest, 1))
+        else:
+            lines.append(nbest[0].text)
+    write_output(lines, args.output)
+    if args.attention:
+        save_attention_of(results, Path(args.attention))
+    if args.reference:
+        references = read_lines(args.reference)
+        if len(references) != len(texts):
+            raise UserError(f"{args.reference} has {len(references)} lines for {len(texts)} inputs")
+        scores = score([nbest[0].text for nbest in results], references)
+        print(f"{scores.summary()}\n  BLEU|{scores.bleu_signature}\n  chrF|{scores.chrf_signature}", file=sys.stderr)
+    return 0
+
+
+def check_decoding(decoding) -> None:
+    """Decoding options from the command line get the same checks as a config file."""
+    from seq2seq.config import Config, validate
+
+    validate(Config(decoding=decoding), "command line")
+
+
+def write_output(lines: list[str], output: str | None) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"{output}: cannot write ({error.strerror})") from None
+    else:
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.flush()
+
+
+def save_attention_of(results, path: Path) -> None:
+    from seq2seq.plots import save_attention
+
+    first = results[0][0] if results else None
+    if first is None or first.attention is None:
+        raise UserError("no attention to plot: the first input is empty or the model has attention: none")
+    try:
+        save_attention(first, path)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write ({error.strerror})") from None
+    print(f"attention heatmap saved to {path}", file=sys.stderr)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from seq2seq.config import load_config
+    from seq2seq.data.corpus import load_splits
+    from seq2seq.training import evaluate_tests
+    from seq2seq.translator import Translator
+
+    config = load_config(args.config, args.overrides, args.data_dir)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else config.run_path / "best.pt"
+    translator = Translator.from_checkpoint(checkpoint, device=config.training.device)
+    translator.decoding = config.decoding
+    splits = load_splits(config.data, config.seed)
+    corpora = splits.tests if args.split == "test" else [c for c in [splits.dev] if c is not None]
+    if not corpora:
+        raise UserError(f"{args.config}: no {args.split} set in data.{args.split}")
+    for name, scores in evaluate_tests(translator, corpora).items():
+        print(f"{name}: {scores.summary()}\n  BLEU|{scores.bleu_signature}\n  chrF|{scores.chrf_signature}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from seq2seq.data.sources import DATASETS, download_dataset
+
+    if args.list or not args.name:
+        for name, dataset in DATASETS.items():
+            print(f"{name:18} {dataset.description} ({dataset.license})")
+        return 0
+    download_dataset(args.name, Path(args.dir))
+    return 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from seq2seq.config import describe_keys
+
+    print("| key | default | meaning |\n|---|---|---|")
+    for key, default, meaning in describe_keys():
+        print(f"| `{key}` | {f'`{default}`' if default else ''} | {meaning} |")
+    return 0

@@ -1,0 +1,422 @@
+"""Typed configuration: every key, its default and its meaning live here, and nowhere else.
+
+A YAML file has six sections (top level, data, vocab, model, training, decoding). Loading
+checks every key against these dataclasses, so a typo or a bad value stops with one line
+that names the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seq2seq.errors import UserError
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field carrying its one-line description (shown in docs and errors)."""
+    return field(default=default, default_factory=default_factory, metadata={"doc": text})
+
+
+@dataclass
+class CorpusConfig:
+    name: str = doc("name of the corpus, used in logs and as the test-set name")
+    src: str = doc("source-side file (one sentence per line), relative to data.root", "")
+    tgt: str = doc("target-side file aligned line by line with src, relative to data.root", "")
+    tsv: str = doc("alternative to src/tgt: one file of source<TAB>target lines", "")
+    holdout: int = doc("training corpora only: pairs held out (by distinct source) as a test set", 0)
+    upsample: int = doc("training corpora only: how many times the corpus is repeated in the mix", 1)
+
+
+@dataclass
+class CleaningConfig:
+    min_words: int = doc("drop pairs with fewer whitespace words on either side", 1)
+    max_words: int = doc("drop pairs with more whitespace words on either side", 100)
+    max_ratio: float = doc("drop pairs whose word-count ratio exceeds this (longer/shorter)", 3.0)
+    ratio_slack: int = doc("words added to the shorter side before the ratio test (short pairs vary more)", 5)
+
+
+@dataclass
+class DataConfig:
+    root: str = doc("folder the corpus paths are relative to (--data-dir overrides it)", "data")
+    download: str = doc("dataset name for `python -m seq2seq download` that provides these files", "")
+    train: list[CorpusConfig] = doc("training corpora, mixed together", default_factory=list)
+    dev: CorpusConfig | None = doc("validation corpus", None)
+    test: list[CorpusConfig] = doc("test corpora, each scored on its own", default_factory=list)
+    cleaning: CleaningConfig = doc("filters applied to training pairs", default_factory=CleaningConfig)
+    max_src_pieces: int = doc("training pairs with longer source (in pieces) are dropped", 100)
+    max_tgt_pieces: int = doc("training pairs with longer target (in pieces) are dropped", 100)
+
+
+@dataclass
+class VocabConfig:
+    type: Literal["unigram", "bpe"] = doc("SentencePiece model type", "unigram")
+    src_size: int = doc("source vocabulary size (pieces, specials included)", 8000)
+    tgt_size: int = doc("target vocabulary size (pieces, specials included)", 8000)
+    character_coverage: float = doc("share of characters the vocabulary must cover (1.0 keeps Devanagari whole)", 1.0)
+    byte_fallback: bool = doc("spell unknown characters as UTF-8 bytes so nothing is lost", True)
+    sample_size: int = doc("sentences sampled to train SentencePiece (0 = all)", 1_000_000)
+
+
+@dataclass
+class ModelConfig:
+    rnn: Literal["gru", "lstm"] = doc("recurrent cell of encoder and decoder", "gru")
+    attention: Literal["bahdanau", "luong_dot", "luong_general", "none"] = doc(
+        "attention: additive (Bahdanau), multiplicative (Luong dot/general) or none", "bahdanau"
+    )
+    emb_size: int = doc("embedding size of both sides", 256)
+    encoder_hidden: int = doc("encoder hidden size per direction", 256)
+    decoder_hidden: int = doc("decoder hidden size", 256)
+    encoder_layers: int = doc("stacked encoder layers", 1)
+    decoder_layers: int = doc("stacked decoder layers", 1)
+    bidirectional: bool = doc("read the source in both directions", True)
+    dropout: float = doc("dropout on embeddings, between layers and before the output layer", 0.1)
+    layer_norm: bool = doc("LayerNorm on the encoder outputs", False)
+    tie_embeddings: bool = doc("share the decoder input embedding with the output layer", False)
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = doc("batch budget, in target tokens (with padding) or sentences (batch_unit)", 2000)
+    batch_unit: Literal["tokens", "sentences"] = doc("what batch_size counts", "tokens")
+    optimizer: Literal["adam", "adamw"] = doc("optimiser", "adam")
+    lr: float = doc("peak learning rate", 0.001)
+    weight_decay: float = doc("weight decay (decoupled for adamw)", 0.0)
+    adam_betas: list[float] = doc("Adam beta1, beta2", default_factory=lambda: [0.9, 0.999])
+    clip_grad_norm: float = doc("clip the global gradient norm to this (0 = off)", 1.0)
+    label_smoothing: float = doc("label smoothing of the cross-entropy", 0.1)
+    schedule: Literal["constant", "inverse_sqrt", "plateau"] = doc("learning-rate schedule", "constant")
+    warmup_steps: int = doc("linear warm-up steps (constant and inverse_sqrt)", 0)
+    plateau_factor: float = doc("plateau: multiply the rate by this when validation stalls", 0.5)
+    plateau_patience: int = doc("plateau: validations without improvement before decaying", 2)
+    min_lr: float = doc("the rate never goes below this", 1.0e-6)
+    teacher_forcing_ratio: float = doc("probability of feeding the reference token (1 = teacher forcing)", 1.0)
+    scheduled_sampling: Literal["none", "linear", "exponential", "inverse_sigmoid"] = doc(
+        "decay of teacher_forcing_ratio over steps (none keeps it fixed)", "none"
+    )
+    sampling_decay: float = doc("linear: ratio lost per step; exponential: base k<1; inverse_sigmoid: k>=1", 5000.0)
+    sampling_min_ratio: float = doc("scheduled sampling never feeds gold less often than this", 0.0)
+    max_steps: int = doc("stop after this many updates (0 = no limit)", 0)
+    max_epochs: int = doc("stop after this many epochs (0 = no limit)", 0)
+    max_time: str = doc("stop after this wall-clock time, e.g. 30m, 2h, 90s ('' = no limit)", "")
+    valid_every: int = doc("validate every this many updates", 500)
+    valid_metric: Literal["bleu", "chrf", "loss"] = doc("metric for best checkpoint and early stopping", "chrf")
+    valid_limit: int = doc("translate at most this many dev sentences when validating (0 = all)", 0)
+    early_stopping_patience: int = doc("stop after this many validations without improvement (0 = off)", 0)
+    keep_last: int = doc("periodic checkpoints kept besides best.pt", 2)
+    log_every: int = doc("log training scalars every this many updates", 50)
+    samples: int = doc("dev translations printed and logged at each validation", 3)
+    device: str = doc("auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps", "auto")
+    amp: Literal["auto", "off", "bf16", "fp16"] = doc("mixed precision on CUDA (auto = bf16 where supported)", "auto")
+    threads: int = doc("CPU threads for PyTorch (0 = its default)", 0)
+    max_nonfinite: int = doc("stop after this many non-finite losses or gradients in a row", 10)
+
+
+@dataclass
+class DecodingConfig:
+    method: Literal["greedy", "beam", "sample"] = doc("search method", "beam")
+    beam_size: int = doc("beam width", 5)
+    n_best: int = doc("hypotheses returned per sentence (beam)", 1)
+    length_penalty: float = doc("GNMT length penalty alpha (0 = raw log-probability)", 1.0)
+    max_len: int = doc("absolute cap on output length in pieces", 200)
+    max_len_ratio: float = doc("output may be at most ratio * source pieces + max_len_extra", 2.0)
+    max_len_extra: int = doc("see max_len_ratio", 10)
+    min_len: int = doc("pieces produced before EOS is allowed", 1)
+    temperature: float = doc("sampling temperature (0 = greedy)", 1.0)
+    top_k: int = doc("sample among the k likeliest pieces (0 = all)", 0)
+    top_p: float = doc("sample within the smallest set of this probability mass (1 = all)", 1.0)
+    seed: int = doc("sampling seed", 1)
+    batch_size: int = doc("sentences decoded together", 64)
+    max_input_pieces: int = doc("longer inputs are truncated to this many pieces, with a warning", 250)
+
+
+@dataclass
+class Config:
+    name: str = doc("run name: checkpoints and logs go to run_dir/name", "en-hi")
+    run_dir: str = doc("folder that holds runs", "runs")
+    seed: int = doc("seed for weights, data order and dropout", 1)
+    data: DataConfig = doc("corpora and cleaning", default_factory=DataConfig)
+    vocab: VocabConfig = doc("SentencePiece vocabularies", default_factory=VocabConfig)
+    model: ModelConfig = doc("network shape", default_factory=ModelConfig)
+    training: TrainingConfig = doc("optimisation and stopping", default_factory=TrainingConfig)
+    decoding: DecodingConfig = doc("search used for validation and translation", default_factory=DecodingConfig)
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) / self.name
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90s', '30m', '1.5h', '2d' or a bare number of seconds; 0 for ''."""
+    if not text:
+        return 0.0
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h)")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+class _Loader:
+    """Turns plain YAML data into the dataclasses, collecting the dotted key for errors."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> UserError:
+        return UserError(f"{self.source}: {key}: {message}")
+
+    def build(self, cls: type, data: Any, key: str) -> Any:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise self.fail(key or "top level", f"expected a mapping of keys, got {_kind(data)}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for name, value in data.items():
+            dotted = f"{key}.{name}" if key else str(name)
+            if name not in fields:
+                close = difflib.get_close_matches(str(name), list(fields), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+                raise self.fail(dotted, f"unknown key{hint}")
+            values[name] = self.convert(hints[name], value, dotted)
+        missing = [
+            n for n, f in fields.items()
+            if n not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise self.fail(f"{key}.{missing[0]}" if key else missing[0], "is required")
+        return cls(**values)
+
+    def convert(self, hint: Any, value: Any, key: str) -> Any:
+        origin = typing.get_origin(hint)
+        if origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(hint) if a is not type(None)]
+            return None if value is None else self.convert(options[0], value, key)
+        if origin is Literal:
+            choices = typing.get_args(hint)
+            if value not in choices:
+                close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+                hint_text = f"; did you mean '{close[0]}'?" if close else ""
+                raise self.fail(key, f"must be one of {', '.join(map(str, choices))}, got {value!r}{hint_text}")
+            return value
+        if origin is list:
+            (item,) = typing.get_args(hint)
+            if isinstance(value, dict) and dataclasses.is_dataclass(item):
+                value = [value]
+            if not isinstance(value, list):
+                raise self.fail(key, f"expected a list, got {_kind(value)}")
+            return [self.convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        if dataclasses.is_dataclass(hint):
+            return self.build(hint, value, key)
+        if hint is bool:
+            if not isinstance(value, bool):
+                raise self.fail(key, f"expected true or false, got {value!r}")
+            return value
+        if hint is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.fail(key, f"expected a whole number, got {value!r}")
+            return value
+        if hint is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.fail(key, f"expected a number, got {value!r}")
+            return float(value)
+        if hint is str:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return str(value)
+            if not isinstance(value, str):
+                raise self.fail(key, f"expected text, got {_kind(value)}")
+            return value
+        raise TypeError(f"unsupported config type {hint!r} at {key}")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(value), repr(value))
+
+
+def apply_override(data: dict, assignment: str, source: str) -> None:
+    """Apply one `section.key=value` override (value parsed as YAML) to raw config data."""
+    if "=" not in assignment:
+        raise UserError(f"--set {assignment}: expected section.key=value, e.g. training.lr=0.0005")
+    dotted, raw = assignment.split("=", 1)
+    parts = dotted.strip().split(".")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"--set {assignment}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), data_dir: str | None = None) -> Config:
+    """Read, override and validate a config; every problem becomes a UserError naming the key."""
+    data: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise UserError(f"{path}: config file not found (see configs/ for the shipped ones)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or "invalid YAML"
+            raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    for assignment in overrides:
+        apply_override(data, assignment, source)
+    if data_dir is not None:
+        data.setdefault("data", {})
+        if not isinstance(data["data"], dict):
+            raise UserError(f"{source}: data: expected a mapping of keys")
+        data["data"]["root"] = data_dir
+    config = config_from_dict(data, source)
+    return config
+
+
+def config_from_dict(data: Any, source: str = "config") -> Config:
+    """Build and validate a Config from plain data (YAML or a checkpoint's stored copy)."""
+    config = _Loader(source).build(Config, data, "")
+    validate(config, source)
+    return config
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def validate(config: Config, source: str) -> None:
+    """Range and consistency checks the types alone cannot express."""
+
+    def check(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise UserError(f"{source}: {key}: {message}")
+
+    m, t, d, v = config.model, config.training, config.decoding, config.vocab
+    check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
+    for key in ("emb_size", "encoder_hidden", "decoder_hidden", "encoder_layers", "decoder_layers"):
+        check(getattr(m, key) > 0, f"model.{key}", f"must be positive, got {getattr(m, key)}")
+    check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    encoder_out = m.encoder_hidden * (2 if m.bidirectional else 1)
+    check(
+        m.attention != "luong_dot" or encoder_out == m.decoder_hidden,
+        "model.attention",
+        f"luong_dot needs decoder_hidden ({m.decoder_hidden}) equal to the encoder output size ({encoder_out}); "
+        "use luong_general or change the sizes",
+    )
+    check(
+        not m.tie_embeddings or m.emb_size == m.decoder_hidden,
+        "model.tie_embeddings",
+        f"needs emb_size ({m.emb_size}) equal to decoder_hidden ({m.decoder_hidden})",
+    )
+    for key in ("src_size", "tgt_size"):
+        check(getattr(v, key) >= 8, f"vocab.{key}", f"must be at least 8, got {getattr(v, key)}")
+    check(0.9 <= v.character_coverage <= 1.0, "vocab.character_coverage", "must be in [0.9, 1.0]")
+    check(v.sample_size >= 0, "vocab.sample_size", "must be 0 (all) or positive")
+    check(t.batch_size > 0, "training.batch_size", f"must be positive, got {t.batch_size}")
+    check(t.lr > 0, "training.lr", f"must be positive, got {t.lr}")
+    check(t.weight_decay >= 0, "training.weight_decay", "must be non-negative")
+    check(
+        len(t.adam_betas) == 2 and all(0 <= b < 1 for b in t.adam_betas),
+        "training.adam_betas", "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
+    )
+    check(t.clip_grad_norm >= 0, "training.clip_grad_norm", "must be 0 (off) or positive")
+    check(0 <= t.label_smoothing < 1, "training.label_smoothing", "must be in [0, 1)")
+    check(0 <= t.teacher_forcing_ratio <= 1, "training.teacher_forcing_ratio", "must be in [0, 1]")
+    check(0 <= t.sampling_min_ratio <= 1, "training.sampling_min_ratio", "must be in [0, 1]")
+    check(t.sampling_decay > 0, "training.sampling_decay", "must be positive")
+    if t.scheduled_sampling == "exponential":
+        check(t.sampling_decay < 1, "training.sampling_decay", "exponential decay needs a base below 1, e.g. 0.9995")
+    if t.scheduled_sampling == "inverse_sigmoid":
+        check(t.sampling_decay >= 1, "training.sampling_decay", "inverse_sigmoid needs k >= 1, e.g. 5000")
+    for key in ("warmup_steps", "max_steps", "max_epochs", "early_stopping_patience", "valid_limit", "threads"):
+        check(getattr(t, key) >= 0, f"training.{key}", f"must be 0 or positive, got {getattr(t, key)}")
+    for key in ("valid_every", "log_every", "max_nonfinite"):
+        check(getattr(t, key) > 0, f"training.{key}", f"must be positive, got {getattr(t, key)}")
+    check(t.keep_last >= 1, "training.keep_last", "must be at least 1")
+    check(0 < t.plateau_factor < 1, "training.plateau_factor", "must be in (0, 1)")
+    check(t.min_lr >= 0, "training.min_lr", "must be non-negative")
+    check(t.samples >= 0, "training.samples", "must be 0 or positive")
+    try:
+        parse_duration(t.max_time)
+    except ValueError as error:
+        raise UserError(f"{source}: training.max_time: {error}") from None
+    check(
+        bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", t.device)),
+        "training.device", f"must be auto, cpu, mps, cuda or cuda:N, got {t.device!r}",
+    )
+    check(d.beam_size >= 1, "decoding.beam_size", f"must be at least 1, got {d.beam_size}")
+    check(1 <= d.n_best, "decoding.n_best", f"must be at least 1, got {d.n_best}")
+    check(
+        d.method != "beam" or d.n_best <= d.beam_size,
+        "decoding.n_best", f"must not exceed beam_size ({d.beam_size}), got {d.n_best}",
+    )
+    check(d.length_penalty >= 0, "decoding.length_penalty", "must be 0 or positive")
+    check(d.max_len >= 1, "decoding.max_len", "must be at least 1")
+    check(d.max_len_ratio > 0, "decoding.max_len_ratio", "must be positive")
+    check(d.max_len_extra >= 0, "decoding.max_len_extra", "must be 0 or positive")
+    check(0 <= d.min_len < d.max_len, "decoding.min_len", "must be in [0, max_len)")
+    check(d.temperature >= 0, "decoding.temperature", "must be 0 (greedy) or positive")
+    check(d.top_k >= 0, "decoding.top_k", "must be 0 (off) or positive")
+    check(0 < d.top_p <= 1, "decoding.top_p", "must be in (0, 1]")
+    check(d.batch_size >= 1, "decoding.batch_size", "must be at least 1")
+    check(d.max_input_pieces >= 1, "decoding.max_input_pieces", "must be at least 1")
+    data = config.data
+    c = data.cleaning
+    check(1 <= c.min_words <= c.max_words, "data.cleaning.min_words", "must be at least 1 and at most max_words")
+    check(c.max_ratio >= 1, "data.cleaning.max_ratio", "must be at least 1")
+    check(c.ratio_slack >= 0, "data.cleaning.ratio_slack", "must be 0 or positive")
+    check(data.max_src_pieces >= 1, "data.max_src_pieces", "must be at least 1")
+    check(data.max_tgt_pieces >= 1, "data.max_tgt_pieces", "must be at least 1")
+    corpora = [("data.train", c) for c in data.train] + [("data.test", c) for c in data.test]
+    if data.dev is not None:
+        corpora.append(("data.dev", data.dev))
+    for key, corpus in corpora:
+        check(
+            bool(corpus.tsv) != bool(corpus.src or corpus.tgt) and (bool(corpus.tsv) or bool(corpus.src and corpus.tgt)),
+            f"{key}({corpus.name})", "give either both src and tgt, or tsv",
+        )
+        check(corpus.holdout >= 0, f"{key}({corpus.name}).holdout", "must be 0 or positive")
+        check(corpus.upsample >= 1, f"{key}({corpus.name}).upsample", "must be at least 1")
+    names = [c.name for c in data.test] + [c.name for c in data.train if c.holdout]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    check(duplicate is None, "data.test", f"two test sets are named {duplicate!r}; names must differ")
+
+
+def describe_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every key: the source of the config docs."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows.append((key, "", f.metadata["doc"]))
+            rows.extend(describe_keys(hint, key + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "required"
+        )
+        rows.append((key, repr(default), f.metadata["doc"]))
+    return rows

@@ -1,0 +1,213 @@
+"""Batched greedy search, beam search and sampling: pure functions of a model and a source batch.
+
+Sentences that finish leave the batch, so a long sentence never makes the short ones pay.
+Every hypothesis ends with exactly one EOS, which is stripped from `tokens`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from seq2seq.config import DecodingConfig
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output piece ids, EOS stripped
+    score: float  # log-probability (beam: divided by the length penalty)
+    attention: torch.Tensor | None = None  # (len(tokens) + 1, src_len) when recorded
+
+
+def output_limits(src_lengths: torch.Tensor, config: DecodingConfig) -> torch.Tensor:
+    """Steps allowed per sentence, EOS included: min(max_len, ratio * source + extra) + 1."""
+    source_pieces = (src_lengths - 1).double()  # src_lengths count the source EOS
+    relative = (source_pieces * config.max_len_ratio).floor().long() + config.max_len_extra
+    return relative.clamp(min=config.min_len, max=config.max_len) + 1
+
+
+def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016)."""
+    return ((5 + length) / 6) ** alpha
+
+
+def constrain(log_probs: torch.Tensor, step: int, limits: torch.Tensor, min_len: int) -> torch.Tensor:
+    """Forbid PAD and BOS, EOS before min_len, and anything but EOS at a sentence's last step."""
+    log_probs[:, PAD_ID] = -math.inf
+    log_probs[:, BOS_ID] = -math.inf
+    if step < min_len:
+        log_probs[:, EOS_ID] = -math.inf
+    last = limits <= step + 1
+    if bool(last.any()):
+        eos = log_probs[last, EOS_ID].clone()
+        log_probs[last] = -math.inf
+        log_probs[last, EOS_ID] = torch.where(torch.isfinite(eos), eos, torch.zeros_like(eos))
+    return log_probs
+
+
+def search(
+    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool = False
+) -> list[list[Hypothesis]]:
+    """The n-best hypotheses per sentence (n = 1 unless beam search with n_best > 1)."""
+    with torch.inference_mode():
+        if config.method == "beam":
+            return beam_search(model, src, src_lengths, config, record_attention)
+        return sample_or_greedy(model, src, src_lengths, config, record_attention)
+
+
+def pick_tokens(
+    logits: torch.Tensor, log_probs: torch.Tensor, config: DecodingConfig, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Argmax, or a draw from the temperature / top-k / top-p reshaped distribution."""
+    if generator is None or config.temperature == 0 or config.top_k == 1:
+        return log_probs.argmax(dim=-1)
+    scaled = logits.float() / config.temperature
+    scaled = scaled.masked_fill(~torch.isfinite(log_probs), -math.inf)
+    if config.top_k:
+        kth = scaled.topk(min(config.top_k, scaled.size(-1)), dim=-1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled < kth, -math.inf)
+    if config.top_p < 1.0:
+        sorted_logits, order = scaled.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        outside = cumulative - sorted_logits.softmax(dim=-1) >= config.top_p  # keeps the first token always
+        scaled = scaled.scatter(-1, order, sorted_logits.masked_fill(outside, -math.inf))
+    return torch.multinomial(scaled.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
+
+def sample_or_greedy(
+    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
+) -> list[list[Hypothesis]]:
+    batch = src.size(0)
+    memory, state = model.encode(src, src_lengths)
+    limits = output_limits(src_lengths, config).to(src.device)
+    generator = None
+    if config.method == "sample":
+        generator = torch.Generator(device=src.device)
+        generator.manual_seed(config.seed)
+    active = torch.arange(batch, device=src.device)
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    scores = [0.0] * batch
+    attention: list[list[torch.Tensor]] = [[] for _ in range(batch)]
+    step = 0
+    while active.numel() > 0:
+        logits, state, weights = model.step(tokens, state, memory)
+        log_probs = constrain(logits.float().log_softmax(dim=-1), step, limits, config.min_len)
+        chosen = pick_tokens(logits, log_probs, config, generator)
+        chosen_scores = log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1)
+        for row, (sentence, token, score) in enumerate(
+            zip(active.tolist(), chosen.tolist(), chosen_scores.tolist())
+        ):
+            outputs[sentence].append(token)
+            scores[sentence] += score
+            if record_attention and weights is not None:
+                attention[sentence].append(weights[row].float().cpu())
+        keep = chosen != EOS_ID
+        if not bool(keep.all()):
+            index = keep.nonzero().squeeze(1)
+            active, chosen, limits = active[index], chosen[index], limits[index]
+            state, memory = state.select(index), memory.select(index)
+        tokens = chosen
+        step += 1
+    return [
+        [Hypothesis(outputs[b][:-1], scores[b], torch.stack(attention[b]) if attention[b] else None)]
+        for b in range(batch)
+    ]
+
+
+def beam_search(
+    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
+) -> list[list[Hypothesis]]:
+    """Beam search in which finished hypotheses leave the beam, so K live ones are always explored.
+
+    A sentence stops when it has n_best finished hypotheses and no live one can still
+    beat them: a live score only falls, and the length penalty is at most that of the limit.
+    """
+    batch, beam, device = src.size(0), config.beam_size, src.device
+    alpha = config.length_penalty
+    memory, state = model.encode(src, src_lengths)
+    expand = torch.arange(batch, device=device).repeat_interleave(beam)
+    memory, state = memory.select(expand), state.select(expand)
+    limits_all = output_limits(src_lengths, config).to(device)
+    sentences = torch.arange(batch, device=device)  # the original index of each active sentence
+    live_scores = torch.full((batch, beam), -math.inf, device=device)
+    live_scores[:, 0] = 0.0  # all beams start identical: keep one
+    history = torch.full((batch * beam, 0), BOS_ID, dtype=torch.long, device=device)
+    attention_history: torch.Tensor | None = None
+    tokens = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    step = 0
+    while sentences.numel() > 0:
+        active = sentences.numel()
+        limits = limits_all[sentences].repeat_interleave(beam)
+        logits, state, weights = model.step(tokens, state, memory)
+        log_probs = constrain(logits.float().log_softmax(dim=-1), step, limits, config.min_len)
+        vocab = log_probs.size(-1)
+        candidates = (live_scores.view(-1, 1) + log_probs).view(active, beam * vocab)
+        top_scores, top_index = candidates.topk(2 * beam, dim=1)  # (active, 2 * beam)
+        origin = top_index // vocab
+        top_tokens = top_index % vocab
+        flat_origin = (origin + torch.arange(active, device=device).unsqueeze(1) * beam).view(-1)
+        if record_attention and weights is not None:
+            rows = weights.float().unsqueeze(1)
+            attention_history = rows if attention_history is None else torch.cat([attention_history, rows], 1)
+            attention_history = attention_history[flat_origin].view(active, 2 * beam, step + 1, -1)
+        new_history = torch.cat([history[flat_origin], top_tokens.view(-1, 1)], dim=1).view(active, 2 * beam, -1)
+
+        ends = (top_tokens == EOS_ID) & torch.isfinite(top_scores)
+        ends[:, beam:] = False  # only candidates ranked within the beam may finish
+        for a, c in ends.nonzero().tolist():
+            sentence = int(sentences[a])
+            length = step + 1
+            attention = attention_history[a, c].cpu() if attention_history is not None else None
+            finished[sentence].append(Hypothesis(
+                new_history[a, c, :-1].tolist(), float(top_scores[a, c]) / length_penalty(length, alpha), attention,
+            ))
+
+        # the best `beam` candidates that did not end become the live beams
+        continuing = top_scores.masked_fill(top_tokens == EOS_ID, -math.inf)
+        live_scores, keep = continuing.topk(beam, dim=1)  # (active, beam)
+        chosen = keep + torch.arange(active, device=device).unsqueeze(1) * 2 * beam
+        history = new_history.view(active * 2 * beam, -1)[chosen.view(-1)]
+        if attention_history is not None:
+            attention_history = attention_history.view(active * 2 * beam, step + 1, -1)[chosen.view(-1)]
+        state_index = flat_origin.view(active, 2 * beam).gather(1, keep).view(-1)
+        state, memory = state.select(state_index), memory.select(state_index)
+        tokens = top_tokens.gather(1, keep).view(-1)
+        step += 1
+
+        done = _done(finished, sentences, live_scores, limits_all, config)
+        if bool(done.any()):
+            stay = (~done).nonzero().squeeze(1)
+            rows = (stay.unsqueeze(1) * beam + torch.arange(beam, device=device)).view(-1)
+            sentences, live_scores = sentences[stay], live_scores[stay]
+            history, tokens = history[rows], tokens[rows]
+            state, memory = state.select(rows), memory.select(rows)
+            if attention_history is not None:
+                attention_history = attention_history[rows]
+    return [sorted(hyps, key=lambda h: -h.score)[: config.n_best] for hyps in finished]
+
+
+def _done(
+    finished: list[list[Hypothesis]], sentences: torch.Tensor, live_scores: torch.Tensor,
+    limits: torch.Tensor, config: DecodingConfig,
+) -> torch.Tensor:
+    """Which active sentences can stop: enough finished, and no live beam can beat them."""
+    best_live = live_scores.max(dim=1).values.tolist()
+    done = []
+    for row, sentence in enumerate(sentences.tolist()):
+        hyps = finished[sentence]
+        if not math.isfinite(best_live[row]):
+            done.append(True)
+            continue
+        if len(hyps) < config.n_best:
+            done.append(False)
+            continue
+        worst_kept = sorted((h.score for h in hyps), reverse=True)[config.n_best - 1]
+        bound = best_live[row] / length_penalty(int(limits[sentence]), config.length_penalty)
+        done.append(bound <= worst_kept)
+    return torch.tensor(done, device=live_scores.device)

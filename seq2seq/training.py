@@ -1,0 +1,484 @@
+"""The training loop: teacher forcing, schedules, validation, checkpoints, TensorBoard, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
+from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
+from seq2seq.data.corpus import Corpus, Splits, load_splits
+from seq2seq.errors import UserError
+from seq2seq.evaluation import Scores, score
+from seq2seq.model.build import build_model, count_parameters
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.plots import attention_figure
+from seq2seq.translator import Translator, select_device
+from seq2seq.vocab import PAD_ID, Vocab, train_vocab
+
+log = logging.getLogger("seq2seq")
+
+
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed label-smoothed cross-entropy (to optimise) and summed NLL (for perplexity), padding ignored."""
+    log_probs = logits.float().log_softmax(dim=-1)  # (batch, tgt_len, vocab)
+    mask = targets != PAD_ID
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # smoothing spreads eps over the whole vocabulary: (1 - eps) * nll + eps * mean(-log p)
+    smoothed = (1.0 - smoothing) * nll - smoothing * log_probs.mean(dim=-1)
+    return smoothed[mask].sum(), nll[mask].sum().detach()
+
+
+def teacher_forcing_ratio(config: TrainingConfig, step: int) -> float:
+    """Probability of feeding the reference token at this step (scheduled sampling, Bengio et al. 2015)."""
+    decay = {
+        "none": lambda: 1.0,
+        "linear": lambda: max(0.0, 1.0 - step / config.sampling_decay),
+        "exponential": lambda: config.sampling_decay ** step,
+        "inverse_sigmoid": lambda: config.sampling_decay / (config.sampling_decay + math.exp(
+            min(step / config.sampling_decay, 700.0))),
+    }[config.scheduled_sampling]()
+    if config.scheduled_sampling == "none":
+        return config.teacher_forcing_ratio
+    return max(config.sampling_min_ratio, config.teacher_forcing_ratio * decay)
+
+
+@dataclass
+class LearningRate:
+    """The schedule as plain state: a step-dependent factor times a plateau scale."""
+
+    config: TrainingConfig
+    scale: float = 1.0
+    best: float | None = None
+    bad_validations: int = 0
+
+    def at(self, step: int) -> float:
+        c = self.config
+        warmup = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        factor = warmup
+        if c.schedule == "inverse_sqrt":
+            factor = warmup * math.sqrt(max(c.warmup_steps, 1) / max(step + 1, c.warmup_steps, 1))
+        return max(c.min_lr, c.lr * factor * self.scale)
+
+    def observe(self, value: float, higher_is_better: bool) -> None:
+        if self.config.schedule != "plateau":
+            return
+        if self.best is None or (value > self.best if higher_is_better else value < self.best):
+            self.best, self.bad_validations = value, 0
+            return
+        self.bad_validations += 1
+        if self.bad_validations >= self.config.plateau_patience:
+            self.scale *= self.config.plateau_factor
+            self.bad_validations = 0
+
+    def state_dict(self) -> dict:
+        return {"scale": self.scale, "best": self.best, "bad_validations": self.bad_validations}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scale, self.best, self.bad_validations = state["scale"], state["best"], state["bad_validations"]
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint so a resumed run continues exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed: float = 0.0
+    best_score: float | None = None
+    bad_validations: int = 0
+    nonfinite_in_row: int = 0
+    nonfinite_total: int = 0
+    history: list = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop finishes its step, saves and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def __enter__(self) -> StopRequest:
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, number: int, frame: object) -> None:
+        self.signal_name = signal.Signals(number).name
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def prepare_vocabs(config: Config, splits: Splits, run_path: Path) -> tuple[Vocab, Vocab]:
+    """Train both SentencePiece models once per run; later starts and resumes reuse the files."""
+    vocabs = []
+    for side, texts, size in (("src", splits.train.src, config.vocab.src_size),
+                              ("tgt", splits.train.tgt, config.vocab.tgt_size)):
+        path = run_path / f"{side}.spm.model"
+        if path.is_file():
+            vocabs.append(Vocab(path.read_bytes()))
+            continue
+        log.info("training the %s vocabulary (%s, %d pieces)", side, config.vocab.type, size)
+        vocab = train_vocab(texts, size, config.vocab, config.seed)
+        path.write_bytes(vocab.model_proto)
+        vocabs.append(vocab)
+    return vocabs[0], vocabs[1]
+
+
+def encode_corpus(corpus: Corpus, src_vocab: Vocab, tgt_vocab: Vocab, max_src: int, max_tgt: int) -> EncodedCorpus:
+    """Piece ids of the pairs that fit the length limits."""
+    src, tgt = src_vocab.encode(corpus.src), tgt_vocab.encode(corpus.tgt)
+    keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_src and 0 < len(tgt[i]) <= max_tgt]
+    dropped = len(src) - len(keep)
+    if dropped:
+        log.info("dropped %d training pairs longer than %d/%d pieces", dropped, max_src, max_tgt)
+    return EncodedCorpus.from_lists([src[i] for i in keep], [tgt[i] for i in keep])
+
+
+def setup_logging(run_path: Path) -> None:
+    """Console and run_path/train.log; messages go through tqdm so progress bars stay intact."""
+
+    class TqdmHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            tqdm.write(self.format(record))
+
+    log.setLevel(logging.INFO)
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    console = TqdmHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    file_handler = logging.FileHandler(run_path / "train.log", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(console)
+    log.addHandler(file_handler)
+    log.propagate = False
+
+
+def autocast_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype | None:
+    """Mixed precision only on CUDA: bf16 where the GPU has it, else fp16 (with a GradScaler)."""
+    if device.type != "cuda" or config.amp == "off":
+        return None
+    if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def checkpoint_files(run_path: Path) -> list[Path]:
+    """Periodic checkpoints, oldest first."""
+    return sorted(run_path.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+class Trainer:
+    def __init__(self, config: Config, resume: bool = False):
+        self.config = config
+        self.run_path = config.run_path
+        try:
+            self.run_path.mkdir(parents=True, exist_ok=True)
+            probe = self.run_path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise UserError(f"{self.run_path}: cannot write the run directory ({error.strerror})") from None
+        existing = checkpoint_files(self.run_path)
+        if existing and not resume:
+            raise UserError(
+                f"{self.run_path} already holds a run; add --resume to continue it, "
+                f"or choose another name (--set name=...)"
+            )
+        if resume and not existing:
+            raise UserError(f"{self.run_path}: nothing to resume (no step-*.pt checkpoint)")
+        setup_logging(self.run_path)
+        (self.run_path / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        t = config.training
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = select_device(t.device)
+        self._seed(config.seed)
+
+        self.splits = load_splits(config.data, config.seed)
+        log.info("training data: %s", self.splits.report.summary())
+        self.src_vocab, self.tgt_vocab = prepare_vocabs(config, self.splits, self.run_path)
+        self.train_data = encode_corpus(
+            self.splits.train, self.src_vocab, self.tgt_vocab, config.data.max_src_pieces, config.data.max_tgt_pieces
+        )
+        self.model = build_model(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(self.device)
+        log.info("model: %s parameters, device %s", f"{count_parameters(self.model):,}", self.device)
+        optimizer_class = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer_class(
+            self.model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay
+        )
+        self.lr = LearningRate(t)
+        self.amp_dtype = autocast_dtype(t, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.progress = Progress()
+        if resume:
+            self._restore(existing[-1])
+        self.writer = SummaryWriter(str(self.run_path))
+        self.translator = Translator(self.model, self.src_vocab, self.tgt_vocab, config.decoding, self.device)
+
+    def _seed(self, seed: int) -> None:
+        random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _restore(self, path: Path) -> None:
+        payload = load_checkpoint(path)
+        state = payload["training"]
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr.load_state_dict(state["lr"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**state["progress"])
+        random.setstate(state["rng"]["python"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        log.info("resumed from %s at step %d (epoch %d)", path, self.progress.step, self.progress.epoch + 1)
+
+    def _payload(self) -> dict:
+        return {
+            "config": config_to_dict(self.config),
+            "src_vocab": self.src_vocab.model_proto,
+            "tgt_vocab": self.tgt_vocab.model_proto,
+            "model": self.model.state_dict(),
+            "training": {
+                "optimizer": self.optimizer.state_dict(),
+                "lr": self.lr.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "progress": self.progress.state_dict(),
+                "rng": {
+                    "python": random.getstate(),
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                },
+            },
+        }
+
+    def save(self) -> Path:
+        """A periodic checkpoint; only the newest keep_last are kept."""
+        path = self.run_path / f"step-{self.progress.step:08d}.pt"
+        save_checkpoint(path, self._payload())
+        for old in checkpoint_files(self.run_path)[: -self.config.training.keep_last]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def train(self) -> Progress:
+        t = self.config.training
+        budget = parse_duration(t.max_time)
+        start = time.monotonic() - self.progress.elapsed
+        bar = tqdm(total=t.max_steps or None, initial=self.progress.step, unit="step", dynamic_ncols=True,
+                   disable=None)
+        window_loss = window_tokens = 0.0
+        window_start = time.monotonic()
+        stop_reason = None
+        with StopRequest() as stop:
+            while stop_reason is None:
+                batches = make_batches(self.train_data.src_lengths, self.train_data.tgt_lengths, t.batch_size,
+                                       t.batch_unit, self.config.seed, self.progress.epoch)
+                for batch_index in range(self.progress.batch_in_epoch, len(batches)):
+                    batch = collate(self.train_data, batches[batch_index]).to(self.device)
+                    loss, tokens = self._train_step(batch)
+                    self.progress.batch_in_epoch = batch_index + 1
+                    self.progress.elapsed = time.monotonic() - start
+                    if loss is not None:
+                        window_loss += loss
+                        window_tokens += tokens
+                        bar.update(1)
+                    if self.progress.step % t.log_every == 0 and window_tokens and loss is not None:
+                        rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
+                        self._log_train(window_loss / window_tokens, rate)
+                        bar.set_postfix(loss=f"{window_loss / window_tokens:.3f}", tok_s=f"{rate:,.0f}")
+                        window_loss = window_tokens = 0.0
+                        window_start = time.monotonic()
+                    if loss is not None and self.progress.step % t.valid_every == 0:
+                        if self._validate_and_save():
+                            stop_reason = f"early stopping: no improvement in {t.early_stopping_patience} validations"
+                        window_start = time.monotonic()
+                    stop_reason = stop_reason or self._limit_reached(budget)
+                    if stop.signal_name and stop_reason is None:
+                        stop_reason = f"stopped by {stop.signal_name}"
+                    if stop_reason:
+                        break
+                else:
+                    self.progress.epoch += 1
+                    self.progress.batch_in_epoch = 0
+                    if t.max_epochs and self.progress.epoch >= t.max_epochs:
+                        stop_reason = f"reached max_epochs={t.max_epochs}"
+        bar.close()
+        if self.progress.step % t.valid_every != 0 and not (stop_reason or "").startswith("stopped by"):
+            self._validate_and_save()
+        path = self.save()
+        log.info("%s after %d steps, %.0f s; checkpoint %s", stop_reason, self.progress.step,
+                 self.progress.elapsed, path)
+        if (stop_reason or "").startswith("stopped by"):
+            log.info("resume with: python train.py --config %s --resume", self.run_path / "config.yaml")
+        self.writer.close()
+        return self.progress
+
+    def _limit_reached(self, budget: float) -> str | None:
+        t = self.config.training
+        if t.max_steps and self.progress.step >= t.max_steps:
+            return f"reached max_steps={t.max_steps}"
+        if budget and self.progress.elapsed >= budget:
+            return f"reached max_time={t.max_time}"
+        return None
+
+    def _train_step(self, batch: Batch) -> tuple[float | None, int]:
+        """One update; returns (summed loss, target tokens), or (None, 0) for a skipped non-finite step."""
+        t = self.config.training
+        self.model.train()
+        lr = self.lr.at(self.progress.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        ratio = teacher_forcing_ratio(t, self.progress.step)
+        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
+                    else contextlib.nullcontext())
+        with autocast:
+            logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in, ratio)
+        loss_sum, nll_sum = sequence_loss(logits, batch.tgt_out, t.label_smoothing)
+        tokens = batch.target_tokens
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_sum / tokens).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), t.clip_grad_norm if t.clip_grad_norm else float("inf")
+        )
+        if not (torch.isfinite(loss_sum) and torch.isfinite(norm)) and self.amp_dtype != torch.float16:
+            return self._skip_nonfinite()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.progress.step += 1
+        self.progress.nonfinite_in_row = 0
+        self._grad_norm, self._ratio, self._lr = float(norm), ratio, lr
+        return float(nll_sum), tokens
+
+    def _skip_nonfinite(self) -> tuple[None, int]:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.nonfinite_in_row += 1
+        self.progress.nonfinite_total += 1
+        limit = self.config.training.max_nonfinite
+        log.warning("non-finite loss or gradient at step %d: update skipped (%d in a row)",
+                    self.progress.step + 1, self.progress.nonfinite_in_row)
+        if self.progress.nonfinite_in_row >= limit:
+            path = self.save()
+            raise UserError(
+                f"training diverged: {limit} non-finite losses or gradients in a row at step "
+                f"{self.progress.step + 1}; weights from before it are in {path}. "
+                "Lower training.lr or set training.clip_grad_norm"
+            )
+        return None, 0
+
+    def _log_train(self, nll: float, tokens_per_second: float) -> None:
+        step, w = self.progress.step, self.writer
+        w.add_scalar("train/loss", nll, step)
+        w.add_scalar("train/perplexity", math.exp(min(nll, 50.0)), step)
+        w.add_scalar("train/learning_rate", self._lr, step)
+        w.add_scalar("train/grad_norm", self._grad_norm, step)
+        w.add_scalar("train/tokens_per_second", tokens_per_second, step)
+        if self.config.training.scheduled_sampling != "none" or self._ratio < 1:
+            w.add_scalar("train/teacher_forcing_ratio", self._ratio, step)
+
+    def _validate_and_save(self) -> bool:
+        """Validate, keep best.pt and the periodic checkpoints; True when early stopping triggers."""
+        t = self.config.training
+        if self.splits.dev is None:
+            self.save()
+            return False
+        dev_loss, scores = self.validate()
+        value = {"bleu": scores.bleu, "chrf": scores.chrf, "loss": dev_loss}[t.valid_metric]
+        higher = t.valid_metric != "loss"
+        self.lr.observe(value, higher)
+        improved = self.progress.best_score is None or (
+            value > self.progress.best_score if higher else value < self.progress.best_score)
+        if improved:
+            self.progress.best_score, self.progress.bad_validations = value, 0
+        else:
+            self.progress.bad_validations += 1
+        self.progress.history.append({"step": self.progress.step, "dev_loss": dev_loss, "bleu": scores.bleu,
+                                      "chrf": scores.chrf})
+        path = self.save()
+        if improved:
+            save_checkpoint(self.run_path / "best.pt", self._payload())
+        log.info("step %d: dev loss %.3f  ppl %.2f  %s%s  -> %s", self.progress.step, dev_loss,
+                 math.exp(min(dev_loss, 50.0)), scores.summary(), "  (best)" if improved else "", path.name)
+        return bool(t.early_stopping_patience) and self.progress.bad_validations >= t.early_stopping_patience
+
+    def validate(self) -> tuple[float, Scores]:
+        dev = self.splits.dev
+        limit = self.config.training.valid_limit or len(dev)
+        sources, references = dev.src[:limit], dev.tgt[:limit]
+        dev_loss = self.dev_loss(sources, references)
+        translations = self.translator.translate(sources, record_attention=False, progress=True)
+        hypotheses = [nbest[0].text for nbest in translations]
+        scores = score(hypotheses, references)
+        step, w = self.progress.step, self.writer
+        w.add_scalar("dev/loss", dev_loss, step)
+        w.add_scalar("dev/perplexity", math.exp(min(dev_loss, 50.0)), step)
+        w.add_scalar("dev/bleu", scores.bleu, step)
+        w.add_scalar("dev/chrf", scores.chrf, step)
+        w.add_scalar("dev/length_ratio", scores.length_ratio, step)
+        samples = []
+        for i in range(min(self.config.training.samples, len(sources))):
+            samples.append(f"source: {sources[i]}  \nreference: {references[i]}  \nhypothesis: {hypotheses[i]}")
+            log.info("  source:     %s\n  reference:  %s\n  hypothesis: %s", sources[i], references[i], hypotheses[i])
+        if samples:
+            w.add_text("dev/samples", "\n\n".join(samples), step)
+            shown = self.translator.translate(sources[:1], record_attention=True)[0][0]
+            if shown.attention is not None:
+                w.add_figure("dev/attention", attention_figure(shown), step)
+        w.flush()
+        return dev_loss, scores
+
+    def dev_loss(self, sources: list[str], references: list[str]) -> float:
+        """Per-token NLL of the references under teacher forcing."""
+        self.model.eval()
+        encoded = EncodedCorpus.from_lists(self.src_vocab.encode(sources), self.tgt_vocab.encode(references))
+        batches = make_batches(encoded.src_lengths, encoded.tgt_lengths, self.config.training.batch_size,
+                               self.config.training.batch_unit, seed=0, epoch=0)
+        total = tokens = 0.0
+        with torch.inference_mode():
+            for indices in batches:
+                batch = collate(encoded, indices).to(self.device)
+                logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+                total += float(sequence_loss(logits, batch.tgt_out, 0.0)[1])
+                tokens += batch.target_tokens
+        return total / max(tokens, 1)
+
+
+def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool = True) -> dict[str, Scores]:
+    """Translate and score every test set of a config."""
+    results = {}
+    for corpus in tests:
+        hypotheses = [nbest[0].text for nbest in translator.translate(corpus.src, progress=progress)]
+        results[corpus.name] = score(hypotheses, corpus.tgt)
+    return results
+
+
+def train(config: Config, resume: bool = False) -> Trainer:
+    trainer = Trainer(config, resume)
+    trainer.train()
+    best = trainer.run_path / "best.pt"
+    if trainer.splits.tests and best.is_file():
+        translator = Translator.from_checkpoint(best, device=str(trainer.device))
+        for name, scores in evaluate_tests(translator, trainer.splits.tests).items():
+            log.info("test %s: %s", name, scores.summary())
+    log.info("TensorBoard: tensorboard --logdir %s", trainer.config.run_dir)
+    return trainer
+

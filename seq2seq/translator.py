@@ -1,0 +1,114 @@
+"""Translator: text in, text out, for a model in memory or a checkpoint file."""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.config import Config, DecodingConfig, config_from_dict
+from seq2seq.data.batching import pad_sources
+from seq2seq.data.corpus import normalize_line
+from seq2seq.errors import UserError
+from seq2seq.model.build import build_model
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.search import search
+from seq2seq.vocab import Vocab
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float
+    source_pieces: list[str]
+    pieces: list[str]
+    attention: torch.Tensor | None = None  # (len(pieces) + 1, len(source_pieces) + 1), EOS rows/columns last
+    warning: str | None = None
+
+
+def select_device(spec: str) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu or auto")
+    return torch.device(spec)
+
+
+def clean_input(text: str) -> str:
+    """Printable, valid text: control characters become spaces, lone surrogates are replaced."""
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
+    return normalize_line(text)
+
+
+class Translator:
+    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, decoding: DecodingConfig,
+                 device: torch.device | None = None):
+        self.device = device or next(model.parameters()).device
+        self.model = model.to(self.device)
+        self.src_vocab = src_vocab
+        self.tgt_vocab = tgt_vocab
+        self.decoding = decoding
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", **decoding_overrides) -> Translator:
+        payload = load_checkpoint(Path(path))
+        config = config_from_dict(payload["config"], source=f"{path} (stored config)")
+        model, src_vocab, tgt_vocab = model_from_payload(payload, config, path)
+        decoding = dataclasses.replace(config.decoding, **decoding_overrides)
+        return cls(model, src_vocab, tgt_vocab, decoding, select_device(device))
+
+    def translate(
+        self, texts: list[str], record_attention: bool = False, progress: bool = False
+    ) -> list[list[Translation]]:
+        """The n-best translations of each text, in input order; empty input gives empty output."""
+        self.model.eval()
+        limit = self.decoding.max_input_pieces
+        cleaned = [clean_input(t) for t in texts]
+        encoded = self.src_vocab.encode(cleaned)
+        warnings = [
+            f"input {i + 1} has {len(ids)} pieces; translated only its first {limit} (decoding.max_input_pieces)"
+            if len(ids) > limit else None for i, ids in enumerate(encoded)
+        ]
+        encoded = [ids[:limit] for ids in encoded]
+        results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in texts]
+        todo = sorted((i for i, text in enumerate(cleaned) if text), key=lambda i: len(encoded[i]))
+        batches = [todo[s:s + self.decoding.batch_size] for s in range(0, len(todo), self.decoding.batch_size)]
+        for batch in tqdm(batches, desc="translating", unit="batch", disable=not progress, leave=False):
+            src, lengths = pad_sources([encoded[i] for i in batch])
+            hypotheses = search(self.model, src.to(self.device), lengths.to(self.device), self.decoding,
+                                record_attention)
+            for index, nbest in zip(batch, hypotheses):
+                source_pieces = self.src_vocab.pieces(encoded[index])
+                texts_out = self.tgt_vocab.decode([h.tokens for h in nbest])
+                results[index] = [
+                    Translation(text, h.score, source_pieces, self.tgt_vocab.pieces(h.tokens),
+                                h.attention[:, : len(source_pieces) + 1] if h.attention is not None else None)
+                    for text, h in zip(texts_out, nbest)
+                ]
+        for index, warning in enumerate(warnings):
+            for translation in results[index]:
+                translation.warning = warning
+        return results
+
+
+def model_from_payload(payload: dict, config: Config, path: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
+    """Rebuild the network and both vocabularies from a checkpoint's contents."""
+    src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise UserError(f"{path}: weights do not match the stored model config ({first})") from None
+    return model, src_vocab, tgt_vocab
