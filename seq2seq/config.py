@@ -102,7 +102,7 @@ class TrainingConfig:
     scheduled_sampling: Literal["none", "linear", "exponential", "inverse_sigmoid"] = doc(
         "decay of teacher_forcing_ratio over steps (none keeps it fixed)", "none"
     )
-    sampling_decay: float = doc("linear: ratio lost per step; exponential: base k<1; inverse_sigmoid: k>=1", 5000.0)
+    sampling_decay: float = doc("linear: steps to decay to the minimum; exponential: base k<1; inverse_sigmoid: k>=1", 5000.0)
     sampling_min_ratio: float = doc("scheduled sampling never feeds gold less often than this", 0.0)
     max_steps: int = doc("stop after this many updates (0 = no limit)", 0)
     max_epochs: int = doc("stop after this many epochs (0 = no limit)", 0)

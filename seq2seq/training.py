@@ -305,6 +305,9 @@ class Trainer:
                         rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
                         self._log_train(window_loss / window_tokens, rate)
                         bar.set_postfix(loss=f"{window_loss / window_tokens:.3f}", tok_s=f"{rate:,.0f}")
+                        if bar.disable:  # no terminal: the log carries the progress instead
+                            log.info("step %d  loss %.3f  lr %.2e  %.0f tokens/s", self.progress.step,
+                                     window_loss / window_tokens, self._lr, rate)
                         window_loss = window_tokens = 0.0
                         window_start = time.monotonic()
                     if loss is not None and self.progress.step % t.valid_every == 0:

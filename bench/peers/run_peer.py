@@ -66,7 +66,9 @@ class Settings:
     joeynmt_batch_type: str = "token"
     joeynmt_batch_size: int = 1500
     opennmt_batch_size: int = 64
-    opennmt_workers: int = 2   # OpenNMT-py's default DataLoader workers
+    # OpenNMT's default is 2 DataLoader workers; on a 2-core machine they compete with
+    # torch's threads, and JoeyNMT loads in-process too, so the benchmark uses 0.
+    opennmt_workers: int = 0
     log_every: int = 20        # steps between training log lines (throughput windows)
     save_every: int = 100      # OpenNMT checkpoint interval in steps (JoeyNMT saves on SIGINT)
     grace: float = 120.0       # seconds a peer may take to save and exit after SIGINT
@@ -143,20 +145,22 @@ class TreeSampler(threading.Thread):
 
 def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
                  grace: float = 120.0, stdin_path: Path | None = None,
-                 env: dict | None = None) -> ProcResult:
+                 stdout_path: Path | None = None, env: dict | None = None) -> ProcResult:
     """Run cmd in its own process group, logging stdout+stderr to log_path.
+
+    stdin_path feeds the process; stdout_path, if given, takes stdout apart from the log.
 
     With a budget, the group gets SIGINT after `budget` seconds and SIGKILL if it has not
     exited `grace` seconds later. wait4 gives this child's own rusage, so each stage's
     peak RSS is its own (getrusage(RUSAGE_CHILDREN) would keep the max over all stages).
     """
-    print(f"[run_peer] $ {' '.join(map(str, cmd))}" + (f" < {stdin_path}" if stdin_path else ""),
-          flush=True)
+    print(f"[run_peer] $ {' '.join(map(str, cmd))}" + (f" < {stdin_path}" if stdin_path else "")
+          + (f" > {stdout_path}" if stdout_path else ""), flush=True)
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log, open(stdout_path or os.devnull, "wb") as out:
         t0 = time.time()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
-                                start_new_session=True, env=env)
+        proc = subprocess.Popen(cmd, stdout=out if stdout_path else log, stderr=log,
+                                stdin=stdin, start_new_session=True, env=env)
         sampler = TreeSampler(proc.pid)
         sampler.start()
         interrupted, status, rusage = False, None, None
@@ -253,7 +257,7 @@ class JoeyNMT(Peer):
     def checkpoint(self) -> Path:
         latest = self.run_dir / "model" / "latest.ckpt"
         if not latest.exists():
-            raise PeerError(f"JoeyNMT saved no checkpoint; see {self.run_dir / 'train.log'}")
+            raise PeerError(f"JoeyNMT saved no checkpoint; see {self.run_dir / 'train.stdout.log'}")
         return latest.resolve()
 
     def train_stats(self, res: ProcResult) -> TrainStats:
@@ -261,7 +265,7 @@ class JoeyNMT(Peer):
         ts_re = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \w+ - [\w.]+ - "
         start = re.search(ts_re + r"EPOCH 1$", log, re.M)
         if not start:
-            raise PeerError(f"JoeyNMT never started its training loop; see {self.run_dir / 'train.log'}")
+            raise PeerError(f"JoeyNMT never started its training loop; see {self.run_dir / 'train.stdout.log'}")
         end = re.search(ts_re + r"Interrupt at epoch \d+, step (\d+)", log, re.M)
         if not end:  # finished on its own (epoch cap): last line of the log
             end = list(re.finditer(ts_re, log, re.M))[-1]
@@ -279,10 +283,11 @@ class JoeyNMT(Peer):
                           params=int(params.group(1)) if params else 0,
                           window_tok_per_s=windows)
 
-    def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], Path]:
+    def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], Path, Path]:
+        """Translate stdin to stdout: JoeyNMT 2.3.0's translate --output-path crashes
+        (AttributeError: 'BaseConfig' object has no attribute 'n_best'); logs go to stderr."""
         cfg = self.config(beam=beam, load_model=self.checkpoint())
-        return [self.python(), "-m", "joeynmt", "translate", str(cfg), "--output-path",
-                str(out)], src
+        return [self.python(), "-m", "joeynmt", "translate", str(cfg)], src, out
 
     @staticmethod
     def decode_seconds(log: str, n: int) -> float:
@@ -309,11 +314,14 @@ class OpenNMT(Peer):
         s = self.s
         self.write_vocab()
         n_train = sum(1 for _ in open(self.pieces / "train.en", encoding="utf-8"))
+        # Each DataLoader worker reads every k-th example into its own bucket, so a bucket
+        # holding the whole corpus is n_train / workers per worker.
+        bucket_size = -(-n_train // max(1, s.opennmt_workers))
         text = self.fill(
             "opennmt.yaml.in", run_dir=self.run_dir, seed=s.seed, pieces=self.pieces,
             vocab_size=self.vocab_size, max_train_len=s.max_train_len, emb=s.emb,
             hidden=s.hidden, dropout=s.dropout, lr=s.lr, clip=s.clip,
-            batch_size=s.opennmt_batch_size, bucket_size=n_train,
+            batch_size=s.opennmt_batch_size, bucket_size=bucket_size,
             num_workers=s.opennmt_workers, log_every=s.log_every, save_every=s.save_every)
         cfg = self.run_dir / "opennmt.yaml"
         cfg.write_text(text, encoding="utf-8")
@@ -329,13 +337,15 @@ class OpenNMT(Peer):
         return ckpts[-1]
 
     def train_stats(self, res: ProcResult) -> TrainStats:
-        log = (self.run_dir / "train.log").read_text(encoding="utf-8")
+        # onmt_train's -log_file stops receiving records once training starts (its
+        # logger is set up again in train_single), so read the console copy instead.
+        log = (self.run_dir / "train.stdout.log").read_text(encoding="utf-8", errors="replace")
         ts_re = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\] "
         start = re.search(ts_re + r"Start training loop", log, re.M)
         if not start:
-            raise PeerError(f"OpenNMT never started its training loop; see {self.run_dir / 'train.log'}")
+            raise PeerError(f"OpenNMT never started its training loop; see {self.run_dir / 'train.stdout.log'}")
         # Step 20/100000000; acc: ..; bsz: src/tgt/sents; src/tgt tok/s; N sec;
-        report = re.compile(ts_re + r"Step (\d+)(?:/\s*\d+)?;.*?bsz:\s*([\d.]+)/\s*([\d.]+)/"
+        report = re.compile(ts_re + r"Step\s+(\d+)(?:/\s*\d+)?;.*?bsz:\s*([\d.]+)/\s*([\d.]+)/"
                             r"\s*([\d.]+);\s*([\d.]+)/\s*([\d.]+) tok/s;", re.M)
         tokens, prev_step, t_last, windows = 0.0, 0, None, []
         for m in report.finditer(log):
@@ -345,7 +355,7 @@ class OpenNMT(Peer):
             prev_step, t_last = step, parse_ts(m.group(1))
             windows.append(float(m.group(7)))
         if t_last is None:
-            raise PeerError(f"OpenNMT logged no training step; see {self.run_dir / 'train.log'}")
+            raise PeerError(f"OpenNMT logged no training step; see {self.run_dir / 'train.stdout.log'}")
         params = re.search(r"\* number of parameters: (\d+)", log)
         t_start = parse_ts(start.group(1))
         ckpt_step = int(self.checkpoint().stem.rsplit("_", 1)[1])
@@ -354,7 +364,7 @@ class OpenNMT(Peer):
                           params=int(params.group(1)) if params else 0,
                           window_tok_per_s=windows)
 
-    def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], None]:
+    def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], None, None]:
         s = self.s
         cmd = [str(s.env_bin / "onmt_translate"), "-model", str(self.checkpoint()),
                "-src", str(src), "-output", str(out), "-beam_size", str(beam),
@@ -366,7 +376,7 @@ class OpenNMT(Peer):
             cmd += ["-length_penalty", "wu", "-alpha", str(s.beam_alpha)]
         else:
             cmd += ["-length_penalty", "none"]
-        return cmd, None
+        return cmd, None, None
 
     @staticmethod
     def decode_seconds(log: str, n: int) -> float:
@@ -451,8 +461,9 @@ def run(s: Settings) -> dict:
     result["test_sents"] = n
     for name, beam in BEAMS.items():
         out = s.run_dir / f"test.{name}.pieces"
-        cmd, stdin = peer.decode_cmd(beam, src, out)
-        dec = run_measured(cmd, s.run_dir / f"decode.{name}.log", stdin_path=stdin, env=env)
+        cmd, stdin, stdout = peer.decode_cmd(beam, src, out)
+        dec = run_measured(cmd, s.run_dir / f"decode.{name}.log", stdin_path=stdin,
+                           stdout_path=stdout, env=env)
         log = (s.run_dir / f"decode.{name}.log").read_text(encoding="utf-8", errors="replace")
         if dec.rc != 0 or not out.exists():
             raise PeerError(f"{s.peer} decoding ({name}) failed with rc={dec.rc}; see {s.run_dir / f'decode.{name}.log'}")

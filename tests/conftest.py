@@ -1,0 +1,52 @@
+"""Shared fixtures: a generated word-reversal task and a small model trained on it once per session."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+         "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+
+
+def write_reversal_task(folder: Path, train: int = 4000, dev: int = 100, test: int = 100, seed: int = 0) -> Path:
+    """Source: 3-9 random words; target: the same words in reverse order."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", train), ("dev", dev), ("test", test)):
+        sources, targets = [], []
+        for _ in range(count):
+            words = [rng.choice(WORDS) for _ in range(rng.randint(3, 9))]
+            sources.append(" ".join(words))
+            targets.append(" ".join(reversed(words)))
+        (folder / f"{split}.src").write_text("\n".join(sources) + "\n", encoding="utf-8")
+        (folder / f"{split}.tgt").write_text("\n".join(targets) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def reversal_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_reversal_task(tmp_path_factory.mktemp("reversal"))
+
+
+def tiny_config(data_dir: Path, run_dir: Path, *overrides: str) -> Config:
+    """configs/tiny.yaml pointed at generated data and a temporary run folder."""
+    return load_config(ROOT / "configs" / "tiny.yaml", [f"run_dir={run_dir}", *overrides], str(data_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(reversal_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A briefly trained GRU+Bahdanau model: good enough to emit real, varied outputs."""
+    from seq2seq.training import Trainer
+
+    run_dir = tmp_path_factory.mktemp("runs")
+    config = tiny_config(reversal_data, run_dir, "training.max_steps=150", "training.valid_every=150",
+                         "data.test=[]")
+    Trainer(config).train()
+    return run_dir / "tiny" / "best.pt"

@@ -1,0 +1,92 @@
+"""Config loading: defaults, overrides, validation messages, shipped configs and their docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import Config, describe_keys, load_config, parse_duration
+from seq2seq.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file_are_valid() -> None:
+    config = load_config(None)
+    assert config == Config()
+    assert config.model.attention == "bahdanau" and config.training.max_time == ""
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    config = load_config(path)
+    assert config.name == path.stem
+
+
+def test_overrides_parse_yaml_values_and_create_sections(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "training: {lr: 0.1}\n"),
+                         ["training.lr=0.0005", "model.rnn=lstm", "decoding.n_best=2", "training.adam_betas=[0.8, 0.9]"])
+    assert config.training.lr == 0.0005
+    assert config.model.rnn == "lstm"
+    assert config.decoding.n_best == 2
+    assert config.training.adam_betas == [0.8, 0.9]
+
+
+def test_data_dir_overrides_root(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "data: {root: here}\n"), data_dir="/elsewhere").data.root == "/elsewhere"
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ("model: {hidden: 3}\n", ["model.hidden", "unknown key", "did you mean"]),
+    ("trainig: {}\n", ["trainig", "did you mean 'training'"]),
+    ("model: {dropout: 1.0}\n", ["model.dropout", "[0, 1)"]),
+    ("decoding: {beam_size: 0}\n", ["decoding.beam_size", "at least 1"]),
+    ("model: {emb_size: -4}\n", ["model.emb_size", "positive"]),
+    ("model: {rnn: gru2}\n", ["model.rnn", "one of", "did you mean 'gru'"]),
+    ("training: {lr: fast}\n", ["training.lr", "expected a number"]),
+    ("model: {bidirectional: 1}\n", ["model.bidirectional", "true or false"]),
+    ("training: {max_time: soon}\n", ["training.max_time", "not a duration"]),
+    ("model: [1, 2]\n", ["model", "expected a mapping"]),
+    ("model: {attention: luong_dot, encoder_hidden: 100, decoder_hidden: 256}\n", ["model.attention", "luong_dot"]),
+    ("data: {train: [{src: a.en, tgt: a.hi}]}\n", ["data.train[0].name", "required"]),
+    ("data: {train: [{name: a, src: a.en}]}\n", ["data.train(a)", "both src and tgt"]),
+    ("model: {rnn: gru\n", ["YAML syntax error", "line"]),
+])
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, fragments: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_config_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bad_override_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="section.key=value"):
+        load_config(None, ["training.lr"])
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 0), ("90", 90), ("90s", 90), ("30m", 1800), ("1.5h", 5400)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_every_key_is_documented_in_configs_readme() -> None:
+    readme = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
+    for key, _default, meaning in describe_keys():
+        assert f"`{key}`" in readme, f"configs/README.md lacks {key}; regenerate with python -m seq2seq keys"
+        assert meaning in readme

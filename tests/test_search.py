@@ -1,0 +1,317 @@
+"""Tests for seq2seq.search (greedy, beam, sampling) on a briefly trained reversal model, and Translator edge cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.config import DecodingConfig
+from seq2seq.data.batching import pad_sources
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.search import Hypothesis, search
+from seq2seq.translator import Translator
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+
+from conftest import WORDS
+
+SENTENCES = 30
+SCORE_TOL = 1e-4
+GREEDY = DecodingConfig(method="greedy")
+BEAM = DecodingConfig(method="beam", beam_size=5, length_penalty=0.0)
+SAMPLE = DecodingConfig(method="sample", seed=3)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Search on a tiny model is latency-bound: extra intra-op threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_checkpoint: Path) -> Translator:
+    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
+    translator.model.eval()
+    return translator
+
+
+@pytest.fixture(scope="module")
+def model(translator: Translator) -> Seq2Seq:
+    return translator.model
+
+
+@pytest.fixture(scope="module")
+def sources(translator: Translator) -> list[list[int]]:
+    """Source piece ids of 30 sentences of 1-12 words (longer than the 3-9 seen in training, on purpose)."""
+    rng = random.Random(20240611)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))) for _ in range(SENTENCES)]
+    ids = translator.src_vocab.encode(texts)
+    assert len({len(i) for i in ids}) > 5  # a real mix of lengths
+    return ids
+
+
+def decode(model: Seq2Seq, rows: list[list[int]], config: DecodingConfig, record_attention: bool = False,
+           ) -> list[list[Hypothesis]]:
+    src, lengths = pad_sources(rows)
+    return search(model, src, lengths, config, record_attention)
+
+
+def best_tokens(nbests: list[list[Hypothesis]]) -> list[list[int]]:
+    return [nbest[0].tokens for nbest in nbests]
+
+
+def model_log_prob(model: Seq2Seq, source: list[int], tokens: list[int]) -> float:
+    """Sum of log-softmax over tokens + EOS, by teacher-forcing BOS + tokens through the model."""
+    src, lengths = pad_sources([source])
+    tgt_in = torch.tensor([[BOS_ID, *tokens]])
+    tgt_out = torch.tensor([[*tokens, EOS_ID]])
+    with torch.no_grad():
+        logits, _ = model(src, lengths, tgt_in)
+    return float(logits.float().log_softmax(-1).gather(2, tgt_out.unsqueeze(2)).sum())
+
+
+# --- beam against greedy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_size_one_equals_greedy(model, sources, alpha: float) -> None:
+    greedy = decode(model, sources, GREEDY)
+    beam = decode(model, sources, DecodingConfig(method="beam", beam_size=1, length_penalty=alpha))
+    assert best_tokens(beam) == best_tokens(greedy)
+    if alpha == 0.0:
+        for g, b in zip(greedy, beam):
+            assert b[0].score == pytest.approx(g[0].score, abs=SCORE_TOL)
+
+
+def test_beam_finds_at_least_greedys_model_score(model, sources) -> None:
+    greedy = decode(model, sources, GREEDY)
+    beam = decode(model, sources, BEAM)
+    for source, g, b in zip(sources, greedy, beam):
+        greedy_score = model_log_prob(model, source, g[0].tokens)
+        beam_score = model_log_prob(model, source, b[0].tokens)
+        assert beam_score >= greedy_score - SCORE_TOL
+    assert best_tokens(beam) != best_tokens(greedy)  # a beam of 5 must matter somewhere on 30 sentences
+
+
+# --- batch independence ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [GREEDY, BEAM, dataclasses.replace(BEAM, length_penalty=1.0, n_best=3)],
+                         ids=["greedy", "beam", "beam-alpha1-nbest3"])
+def test_output_does_not_depend_on_the_rest_of_the_batch(model, sources, config: DecodingConfig) -> None:
+    batched = decode(model, sources, config)
+    for source, together in zip(sources, batched):
+        (alone,) = decode(model, [source], config)
+        assert [h.tokens for h in alone] == [h.tokens for h in together]
+        for a, t in zip(alone, together):
+            assert a.score == pytest.approx(t.score, abs=SCORE_TOL)
+
+
+# --- n-best -----------------------------------------------------------------------------------------
+
+
+def test_n_best_lists_are_exact_sorted_distinct_and_share_the_top(model, sources) -> None:
+    results = {n: decode(model, sources, dataclasses.replace(BEAM, n_best=n)) for n in (1, 3, 5)}
+    for n, nbests in results.items():
+        for nbest in nbests:
+            assert len(nbest) == n
+            scores = [h.score for h in nbest]
+            assert scores == sorted(scores, reverse=True)
+            assert len({tuple(h.tokens) for h in nbest}) == n
+    assert best_tokens(results[1]) == best_tokens(results[3]) == best_tokens(results[5])
+    for one, five in zip(results[1], results[5]):
+        assert one[0].score == pytest.approx(five[0].score, abs=SCORE_TOL)
+    for three, five in zip(results[3], results[5]):
+        assert [h.tokens for h in three] == [h.tokens for h in five[:3]]
+
+
+# --- hypotheses are well formed ----------------------------------------------------------------------
+
+
+METHODS = {
+    "greedy": GREEDY,
+    "beam": BEAM,
+    "beam-nbest5": dataclasses.replace(BEAM, n_best=5, length_penalty=1.0),
+    "sample": SAMPLE,
+}
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_hypotheses_have_no_specials_and_an_eos_attention_row(model, sources, name: str) -> None:
+    nbests = decode(model, sources, METHODS[name], record_attention=True)
+    assert len(nbests) == SENTENCES
+    src_len = max(len(s) for s in sources) + 1
+    for source, nbest in zip(sources, nbests):
+        for hypothesis in nbest:
+            assert not {EOS_ID, PAD_ID, BOS_ID} & set(hypothesis.tokens)
+            attention = hypothesis.attention
+            assert attention is not None
+            assert attention.shape == (len(hypothesis.tokens) + 1, src_len)
+            assert torch.allclose(attention.sum(dim=1), torch.ones(len(hypothesis.tokens) + 1), atol=1e-5)
+            assert (attention[:, len(source) + 1:] == 0).all()  # nothing on this sentence's padding
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_recorded_attention_matches_teacher_forcing(model, sources, name: str) -> None:
+    """Each row belongs to the step that produced that token, also after beams are reordered."""
+    nbests = decode(model, sources[:8], METHODS[name], record_attention=True)
+    for source, nbest in zip(sources[:8], nbests):
+        for hypothesis in nbest:
+            src, lengths = pad_sources([source])
+            with torch.no_grad():
+                _, expected = model(src, lengths, torch.tensor([[BOS_ID, *hypothesis.tokens]]))
+            assert torch.allclose(hypothesis.attention[:, : len(source) + 1], expected[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_record_attention_does_not_change_the_output(model, sources, name: str) -> None:
+    plain = decode(model, sources, METHODS[name])
+    recorded = decode(model, sources, METHODS[name], record_attention=True)
+    assert [[h.tokens for h in n] for n in plain] == [[h.tokens for h in n] for n in recorded]
+    assert all(h.attention is None for nbest in plain for h in nbest)
+
+
+# --- length limits -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_max_len_caps_the_output(model, sources, name: str) -> None:
+    free = decode(model, sources, METHODS[name])
+    assert max(len(h.tokens) for nbest in free for h in nbest) > 3  # the cap really bites
+    capped = decode(model, sources, dataclasses.replace(METHODS[name], max_len=3))
+    for nbest in capped:
+        assert all(len(h.tokens) <= 3 for h in nbest)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_relative_length_limit(model, sources, name: str) -> None:
+    config = dataclasses.replace(METHODS[name], max_len_ratio=0.5, max_len_extra=1)
+    free = decode(model, sources, METHODS[name])
+    limited = decode(model, sources, config)
+    bites = False
+    for source, f, nbest in zip(sources, free, limited):
+        limit = int(len(source) * 0.5) + 1  # source pieces, without the EOS
+        assert all(len(h.tokens) <= limit for h in nbest), (len(source), [len(h.tokens) for h in nbest])
+        bites |= len(f[0].tokens) > limit
+    assert bites
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_min_len_forces_at_least_that_many_tokens(model, sources, name: str) -> None:
+    free = decode(model, sources, METHODS[name])
+    assert min(len(h.tokens) for nbest in free for h in nbest) < 4  # the floor really bites
+    floored = decode(model, sources, dataclasses.replace(METHODS[name], min_len=4))
+    for nbest in floored:
+        assert all(len(h.tokens) >= 4 for h in nbest)
+
+
+# --- sampling -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", [dict(temperature=1e-6), dict(top_k=1), dict(top_p=0.01), dict(temperature=0.0)],
+                         ids=["temperature-1e-6", "top_k-1", "top_p-0.01", "temperature-0"])
+def test_degenerate_sampling_equals_greedy(model, sources, overrides: dict) -> None:
+    greedy = decode(model, sources, GREEDY)
+    sampled = decode(model, sources, dataclasses.replace(SAMPLE, **overrides))
+    assert best_tokens(sampled) == best_tokens(greedy)
+
+
+def test_sampling_is_reproducible_per_seed_and_varies_across_seeds(model, sources) -> None:
+    first = decode(model, sources, dataclasses.replace(SAMPLE, seed=11))
+    again = decode(model, sources, dataclasses.replace(SAMPLE, seed=11))
+    other = decode(model, sources, dataclasses.replace(SAMPLE, seed=12))
+    assert best_tokens(first) == best_tokens(again)
+    assert [h[0].score for h in first] == [h[0].score for h in again]
+    assert best_tokens(first) != best_tokens(other)
+    assert best_tokens(first) != best_tokens(decode(model, sources, GREEDY))
+
+
+def test_sampling_does_not_touch_the_global_random_state(model, sources) -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    decode(model, sources, SAMPLE)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_top_k_sampling_only_picks_among_the_k_likeliest(model, sources) -> None:
+    """Every sampled token is among the 2 likeliest (PAD and BOS excluded) given its own prefix."""
+    sampled = decode(model, sources[:10], dataclasses.replace(SAMPLE, top_k=2, temperature=3.0))
+    for source, nbest in zip(sources[:10], sampled):
+        tokens = nbest[0].tokens
+        src, lengths = pad_sources([source])
+        with torch.no_grad():
+            logits, _ = model(src, lengths, torch.tensor([[BOS_ID, *tokens]]))
+        logits[..., [PAD_ID, BOS_ID]] = float("-inf")
+        logits[0, 0, EOS_ID] = float("-inf")  # min_len 1
+        allowed = logits[0].topk(2, dim=-1).indices
+        at_limit = len(tokens) == len(source) * SAMPLE.max_len_ratio + SAMPLE.max_len_extra
+        for position, token in enumerate([*tokens, EOS_ID]):
+            if position == len(tokens) and at_limit:
+                continue  # EOS is forced at the length limit
+            assert token in allowed[position].tolist()
+
+
+# --- scores and the length penalty -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["greedy", "sample"])
+def test_greedy_and_sample_scores_are_model_log_probs(model, sources, name: str) -> None:
+    for source, nbest in zip(sources, decode(model, sources, METHODS[name])):
+        hypothesis = nbest[0]
+        assert hypothesis.score == pytest.approx(model_log_prob(model, source, hypothesis.tokens), abs=SCORE_TOL)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 0.6])
+def test_beam_score_is_log_prob_over_length_penalty(model, sources, alpha: float) -> None:
+    nbests = decode(model, sources, dataclasses.replace(BEAM, length_penalty=alpha, n_best=3))
+    for source, nbest in zip(sources, nbests):
+        for hypothesis in nbest:
+            log_prob = model_log_prob(model, source, hypothesis.tokens)
+            penalty = ((5 + len(hypothesis.tokens) + 1) / 6) ** alpha  # +1: the EOS counts
+            assert hypothesis.score == pytest.approx(log_prob / penalty, abs=SCORE_TOL)
+
+
+def test_length_penalty_favours_longer_outputs(model, sources) -> None:
+    raw = decode(model, sources, BEAM)
+    normalised = decode(model, sources, dataclasses.replace(BEAM, length_penalty=2.0))
+    assert sum(len(n[0].tokens) for n in normalised) >= sum(len(n[0].tokens) for n in raw)
+
+
+# --- the Translator -------------------------------------------------------------------------------
+
+
+def test_translator_keeps_empty_and_whitespace_inputs_in_place(translator: Translator) -> None:
+    texts = ["", "alpha bravo charlie", "   ", "\t \n", "delta echo", " \u00a0 "]
+    results = translator.translate(texts)
+    assert len(results) == len(texts)
+    for text, nbest in zip(texts, results):
+        assert len(nbest) >= 1
+        if text.strip():
+            assert nbest[0].text != ""
+        else:
+            assert nbest[0].text == "" and nbest[0].pieces == []
+    assert translator.translate([]) == []
+    assert [r[0].text for r in translator.translate(["", " "])] == ["", ""]
+
+
+def test_translator_agrees_with_search_and_is_order_independent(translator: Translator, sources) -> None:
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 10))) for _ in range(12)]
+    ids = translator.src_vocab.encode(texts)
+    expected = translator.tgt_vocab.decode(best_tokens(decode(translator.model, ids, translator.decoding)))
+    assert [r[0].text for r in translator.translate(texts)] == expected
+    assert [r[0].text for r in translator.translate(texts[::-1])] == expected[::-1]
+
+
+def test_translator_attention_covers_source_pieces_and_eos(translator: Translator) -> None:
+    (nbest,) = translator.translate(["alpha bravo charlie delta"], record_attention=True)
+    translation = nbest[0]
+    assert translation.attention.shape == (len(translation.pieces) + 1, len(translation.source_pieces) + 1)
+    assert torch.allclose(translation.attention.sum(dim=1), torch.ones(len(translation.pieces) + 1), atol=1e-5)
