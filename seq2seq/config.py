@@ -327,6 +327,10 @@ def validate(config: Config, source: str) -> None:
         "use luong_general or change the sizes",
     )
     check(
+        not (m.layer_norm and m.attention == "none"),
+        "model.layer_norm", "normalises the encoder states that attention reads; with attention: none it does nothing",
+    )
+    check(
         not m.tie_embeddings or m.emb_size == m.decoder_hidden,
         "model.tie_embeddings",
         f"needs emb_size ({m.emb_size}) equal to decoder_hidden ({m.decoder_hidden})",

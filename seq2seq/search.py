@@ -54,7 +54,8 @@ def search(
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses per sentence (n = 1 unless beam search with n_best > 1)."""
     with torch.inference_mode():
-        if config.method == "beam":
+        # a beam of one is greedy search; the length penalty could only make it wander
+        if config.method == "beam" and config.beam_size > 1:
             return beam_search(model, src, src_lengths, config, record_attention)
         return sample_or_greedy(model, src, src_lengths, config, record_attention)
 

@@ -81,7 +81,8 @@ class Translator:
             if len(ids) > limit else None for i, ids in enumerate(encoded)
         ]
         encoded = [ids[:limit] for ids in encoded]
-        results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in texts]
+        n_best = self.decoding.n_best if self.decoding.method == "beam" and self.decoding.beam_size > 1 else 1
+        results = [[Translation("", 0.0, [], []) for _ in range(n_best)] for _ in texts]
         todo = sorted((i for i, text in enumerate(cleaned) if text), key=lambda i: len(encoded[i]))
         batches = [todo[s:s + self.decoding.batch_size] for s in range(0, len(todo), self.decoding.batch_size)]
         for batch in tqdm(batches, desc="translating", unit="batch", disable=not progress, leave=False):

@@ -98,21 +98,12 @@ def variant_config(rnn: str, attention: str, variant: str) -> ModelConfig:
     return tiny_config(rnn, attention, **overrides)
 
 
-# Known bug, reported to the lead: seq2seq/model/build.py initialise() sends the 1-D LayerNorm
-# weight to nn.init.xavier_uniform_, which raises ValueError, so no layer_norm model can be built.
-LAYER_NORM_BUG = pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="build.initialise() applies xavier_uniform_ to the 1-D encoder.layer_norm.weight (ValueError)",
-)
-
-
 def every_config() -> list:
     """Every rnn x attention, plain and with each variant."""
     params = [pytest.param(tiny_config(r, a), id=f"{r}-{a}") for r, a in ALL_TYPES]
     for variant in VARIANTS:
-        marks = [LAYER_NORM_BUG] if VARIANTS[variant].get("layer_norm") else []
         for r, a in ALL_TYPES:
-            params.append(pytest.param(variant_config(r, a, variant), id=f"{r}-{a}-{variant}", marks=marks))
+            params.append(pytest.param(variant_config(r, a, variant), id=f"{r}-{a}-{variant}"))
     return params
 
 
@@ -150,6 +141,8 @@ def test_forward_shapes_and_finite_gradients_for_every_parameter(config: ModelCo
     assert torch.isfinite(loss)
     loss.backward()
     for name, parameter in model.named_parameters():
+        if config.attention == "none" and "layer_norm" in name:
+            continue  # without attention the encoder states (which LayerNorm normalises) are unused
         assert parameter.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(parameter.grad).all(), f"{name} has a non-finite gradient"
         assert parameter.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
@@ -191,10 +184,8 @@ def test_luong_dot_needs_decoder_hidden_equal_to_encoder_output() -> None:
 # --- attention -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", every_config())
+@pytest.mark.parametrize("config", [p for p in every_config() if p.values[0].attention != "none"])
 def test_attention_is_zero_on_padding_and_rows_sum_to_one(config: ModelConfig) -> None:
-    if config.attention == "none":
-        pytest.skip("no attention weights")
     model = make_model(config).eval()
     _, attention = model(SRC, SRC_LEN, TGT_IN)
     _, step_attention = stepwise(model, SRC, SRC_LEN, TGT_IN)
@@ -276,7 +267,6 @@ def test_unidirectional_encoder_output_size_and_final_state() -> None:
         assert torch.allclose(final[row], states[row, length - 1], atol=TOL)
 
 
-@LAYER_NORM_BUG
 def test_layer_norm_normalises_encoder_outputs() -> None:
     model = make_model(tiny_config("gru", layer_norm=True)).eval()
     assert isinstance(model.encoder.layer_norm, torch.nn.LayerNorm)
@@ -284,7 +274,7 @@ def test_layer_norm_normalises_encoder_outputs() -> None:
         states, _, _ = model.encoder(SRC, SRC_LEN)
     real = SRC != PAD_ID
     assert torch.allclose(states[real].mean(dim=-1), torch.zeros(int(real.sum())), atol=1e-5)
-    assert torch.allclose(states[real].var(dim=-1, unbiased=False), torch.ones(int(real.sum())), atol=1e-3)
+    assert torch.allclose(states[real].var(dim=-1, unbiased=False), torch.ones(int(real.sum())), atol=1e-2)  # LayerNorm eps shrinks small variances slightly
     plain = make_model(tiny_config("gru", layer_norm=False))
     assert isinstance(plain.encoder.layer_norm, torch.nn.Identity)
 
@@ -333,6 +323,15 @@ def test_initialisation_is_seeded_and_zeroes_biases() -> None:
             assert (pa == 0).all(), name
     c = make_model(tiny_config("lstm"), seed=1)
     assert not torch.equal(a.decoder.output.weight, c.decoder.output.weight)
+
+
+@pytest.mark.parametrize("rnn", RNNS)
+def test_only_embedding_tables_get_a_zero_padding_row(rnn: str) -> None:
+    model = make_model(tiny_config(rnn, encoder_layers=2, decoder_layers=2))
+    tables = {"encoder.embedding.weight", "decoder.embedding.weight"}
+    for name, parameter in model.named_parameters():
+        if parameter.dim() == 2 and name not in tables:
+            assert (parameter.abs().sum(dim=1) > 0).all(), f"{name} has an all-zero row after initialisation"
 
 
 def test_dropout_acts_in_training_only() -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.config import DecodingConfig
+from seq2seq.config import DecodingConfig, ModelConfig
 from seq2seq.data.batching import pad_sources
+from seq2seq.model.build import build_model
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.search import Hypothesis, search
 from seq2seq.translator import Translator
@@ -116,8 +117,10 @@ def test_output_does_not_depend_on_the_rest_of_the_batch(model, sources, config:
 # --- n-best -----------------------------------------------------------------------------------------
 
 
-def test_n_best_lists_are_exact_sorted_distinct_and_share_the_top(model, sources) -> None:
-    results = {n: decode(model, sources, dataclasses.replace(BEAM, n_best=n)) for n in (1, 3, 5)}
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_n_best_lists_are_exact_sorted_distinct_and_share_the_top(model, sources, alpha: float) -> None:
+    config = dataclasses.replace(BEAM, length_penalty=alpha)
+    results = {n: decode(model, sources, dataclasses.replace(config, n_best=n)) for n in (1, 3, 5)}
     for n, nbests in results.items():
         for nbest in nbests:
             assert len(nbest) == n
@@ -185,8 +188,8 @@ def test_max_len_caps_the_output(model, sources, name: str) -> None:
     free = decode(model, sources, METHODS[name])
     assert max(len(h.tokens) for nbest in free for h in nbest) > 3  # the cap really bites
     capped = decode(model, sources, dataclasses.replace(METHODS[name], max_len=3))
-    for nbest in capped:
-        assert all(len(h.tokens) <= 3 for h in nbest)
+    lengths = [len(h.tokens) for nbest in capped for h in nbest]
+    assert max(lengths) == 3  # no off-by-one: the cap is reached, not undercut
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -194,12 +197,13 @@ def test_relative_length_limit(model, sources, name: str) -> None:
     config = dataclasses.replace(METHODS[name], max_len_ratio=0.5, max_len_extra=1)
     free = decode(model, sources, METHODS[name])
     limited = decode(model, sources, config)
-    bites = False
+    bites = reached = False
     for source, f, nbest in zip(sources, free, limited):
         limit = int(len(source) * 0.5) + 1  # source pieces, without the EOS
         assert all(len(h.tokens) <= limit for h in nbest), (len(source), [len(h.tokens) for h in nbest])
         bites |= len(f[0].tokens) > limit
-    assert bites
+        reached |= any(len(h.tokens) == limit for h in nbest)
+    assert bites and reached
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -207,8 +211,8 @@ def test_min_len_forces_at_least_that_many_tokens(model, sources, name: str) -> 
     free = decode(model, sources, METHODS[name])
     assert min(len(h.tokens) for nbest in free for h in nbest) < 4  # the floor really bites
     floored = decode(model, sources, dataclasses.replace(METHODS[name], min_len=4))
-    for nbest in floored:
-        assert all(len(h.tokens) >= 4 for h in nbest)
+    lengths = [len(h.tokens) for nbest in floored for h in nbest]
+    assert min(lengths) == 4  # no off-by-one: the floor is reached, not overshot
 
 
 # --- sampling -------------------------------------------------------------------------------------
@@ -282,6 +286,40 @@ def test_length_penalty_favours_longer_outputs(model, sources) -> None:
     raw = decode(model, sources, BEAM)
     normalised = decode(model, sources, dataclasses.replace(BEAM, length_penalty=2.0))
     assert sum(len(n[0].tokens) for n in normalised) >= sum(len(n[0].tokens) for n in raw)
+
+
+# --- other architectures: LSTM cells and Luong input feeding must survive beam reordering ---------
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_dot", "luong_general", "none"])
+def test_search_on_random_models_of_every_architecture(rnn: str, attention: str) -> None:
+    """An untrained model: hypotheses must still be the model's own scores, whatever the batch."""
+    hidden = 12 if attention == "luong_dot" else 10
+    config = ModelConfig(rnn=rnn, attention=attention, emb_size=8, encoder_hidden=6, decoder_hidden=hidden,
+                         decoder_layers=2, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model(config, 15, 11).eval()
+    rng = random.Random(1)
+    rows = [[rng.randrange(4, 15) for _ in range(rng.randint(1, 7))] for _ in range(6)]
+    for method in (dataclasses.replace(GREEDY, max_len=6),
+                   dataclasses.replace(BEAM, max_len=6, beam_size=3, n_best=2, length_penalty=1.0)):
+        batched = decode(model, rows, method, record_attention=attention != "none")
+        for source, nbest in zip(rows, batched):
+            (alone,) = decode(model, [source], method, record_attention=attention != "none")
+            assert [h.tokens for h in alone] == [h.tokens for h in nbest]
+            for hypothesis in nbest:
+                length = len(hypothesis.tokens) + 1
+                penalty = ((5 + length) / 6) ** method.length_penalty if method.method == "beam" else 1.0
+                log_prob = model_log_prob(model, source, hypothesis.tokens)
+                assert hypothesis.score == pytest.approx(log_prob / penalty, abs=SCORE_TOL)
+                if attention != "none":
+                    src, lengths = pad_sources([source])
+                    with torch.no_grad():
+                        _, expected = model(src, lengths, torch.tensor([[BOS_ID, *hypothesis.tokens]]))
+                    assert torch.allclose(hypothesis.attention[:, : len(source) + 1], expected[0], atol=1e-5)
+                else:
+                    assert hypothesis.attention is None
 
 
 # --- the Translator -------------------------------------------------------------------------------

@@ -57,9 +57,11 @@ class Settings:
     hidden: int = 256          # JoeyNMT: per encoder direction and decoder; OpenNMT: see README
     dropout: float = 0.1
     lr: float = 1e-3
-    clip: float = 5.0          # OpenNMT's default max_grad_norm, applied to both peers
+    # clip, label smoothing and the training length cap follow seq2seq's configs/en-hi.yaml.
+    clip: float = 1.0
+    label_smoothing: float = 0.1
     seed: int = 42
-    max_train_len: int = 200   # training pairs longer than this (pieces, either side) are dropped
+    max_train_len: int = 80    # training pairs longer than this (pieces, either side) are dropped
     max_output_len: int = 200  # decoding stops after this many target pieces
     decode_batch: int = 64
     beam_alpha: float = 1.0    # GNMT length penalty ((5+len)/6)^alpha for beam search; 0 = none
@@ -94,7 +96,6 @@ class ProcResult:
     peak_tree_pss_mb: float  # largest sampled sum of PSS over the process group
     interrupted: bool
     started_at: float        # time.time() at launch
-    stdout: str = ""
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -165,20 +166,26 @@ def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
         sampler.start()
         interrupted, status, rusage = False, None, None
         deadline = t0 + budget if budget else None
-        while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            now = time.time()
-            if deadline and now >= deadline and not interrupted:
-                print(f"[run_peer] budget of {budget:.0f}s spent: SIGINT to the peer", flush=True)
-                os.killpg(proc.pid, signal.SIGINT)
-                interrupted, deadline = True, now + grace
-            elif interrupted and now >= deadline:
-                print("[run_peer] peer still running after SIGINT: SIGKILL", flush=True)
-                os.killpg(proc.pid, signal.SIGKILL)
-                deadline = float("inf")
-            time.sleep(0.2)
+        try:
+            while True:
+                pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                now = time.time()
+                if deadline and now >= deadline and not interrupted:
+                    print(f"[run_peer] budget of {budget:.0f}s spent: SIGINT to the peer", flush=True)
+                    os.killpg(proc.pid, signal.SIGINT)
+                    interrupted, deadline = True, now + grace
+                elif interrupted and now >= deadline:
+                    print("[run_peer] peer still running after SIGINT: SIGKILL", flush=True)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    deadline = float("inf")
+                time.sleep(0.2)
+        except BaseException:
+            # run_peer itself was stopped (e.g. Ctrl-C): the peer is in its own session
+            # and would not see the signal, so take its group down with us.
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
         wall = time.time() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from waiting again
         sampler.stop()
@@ -225,6 +232,9 @@ class Peer:
     def python(self) -> str:
         return str(self.s.env_bin / "python")
 
+    def decode_env(self, env: dict) -> dict:
+        return env
+
     def fill(self, template: str, **values) -> str:
         text = (HERE / template).read_text(encoding="utf-8")
         return Template(text).substitute(**values)
@@ -242,7 +252,8 @@ class JoeyNMT(Peer):
             pieces=self.pieces, dev_name="dev", vocab=self.vocab,
             max_train_len=s.max_train_len, beam_size=beam, beam_alpha=s.beam_alpha,
             decode_batch=s.decode_batch, max_output_len=s.max_output_len, lr=s.lr,
-            clip=s.clip, batch_size=s.joeynmt_batch_size, batch_type=s.joeynmt_batch_type,
+            clip=s.clip, label_smoothing=s.label_smoothing, batch_size=s.joeynmt_batch_size,
+            batch_type=s.joeynmt_batch_type,
             log_every=s.log_every, valid_every=s.log_every * 10**7, emb=s.emb,
             hidden=s.hidden, dropout=s.dropout)
         if load_model:
@@ -321,6 +332,7 @@ class OpenNMT(Peer):
             "opennmt.yaml.in", run_dir=self.run_dir, seed=s.seed, pieces=self.pieces,
             vocab_size=self.vocab_size, max_train_len=s.max_train_len, emb=s.emb,
             hidden=s.hidden, dropout=s.dropout, lr=s.lr, clip=s.clip,
+            label_smoothing=s.label_smoothing,
             batch_size=s.opennmt_batch_size, bucket_size=bucket_size,
             num_workers=s.opennmt_workers, log_every=s.log_every, save_every=s.save_every)
         cfg = self.run_dir / "opennmt.yaml"
@@ -377,6 +389,11 @@ class OpenNMT(Peer):
         else:
             cmd += ["-length_penalty", "none"]
         return cmd, None, None
+
+    def decode_env(self, env: dict) -> dict:
+        # onmt_translate calls torch.load without weights_only, and torch >= 2.6 then
+        # refuses the argparse.Namespace inside OpenNMT checkpoints. These are our own files.
+        return env | {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 
     @staticmethod
     def decode_seconds(log: str, n: int) -> float:
@@ -463,7 +480,7 @@ def run(s: Settings) -> dict:
         out = s.run_dir / f"test.{name}.pieces"
         cmd, stdin, stdout = peer.decode_cmd(beam, src, out)
         dec = run_measured(cmd, s.run_dir / f"decode.{name}.log", stdin_path=stdin,
-                           stdout_path=stdout, env=env)
+                           stdout_path=stdout, env=peer.decode_env(env))
         log = (s.run_dir / f"decode.{name}.log").read_text(encoding="utf-8", errors="replace")
         if dec.rc != 0 or not out.exists():
             raise PeerError(f"{s.peer} decoding ({name}) failed with rc={dec.rc}; see {s.run_dir / f'decode.{name}.log'}")
@@ -482,7 +499,8 @@ def run(s: Settings) -> dict:
         })
         result["bleu_signature"], result["chrf_signature"] = scores["bleu_sig"], scores["chrf_sig"]
     result["settings"] = {"emb": s.emb, "hidden": s.hidden, "dropout": s.dropout, "lr": s.lr,
-                          "clip": s.clip, "max_train_len": s.max_train_len,
+                          "clip": s.clip, "label_smoothing": s.label_smoothing,
+                          "max_train_len": s.max_train_len,
                           "max_output_len": s.max_output_len, "decode_batch": s.decode_batch,
                           "beam_alpha": s.beam_alpha, "seed": s.seed, "threads": s.threads,
                           "batch": (f"{s.joeynmt_batch_type}:{s.joeynmt_batch_size}" if s.peer == "joeynmt"
@@ -500,6 +518,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     ap.add_argument("--hidden", type=int, default=d.hidden)
     ap.add_argument("--max-output-len", type=int, default=d.max_output_len)
     ap.add_argument("--max-train-len", type=int, default=d.max_train_len)
+    ap.add_argument("--clip", type=float, default=d.clip, help="gradient-norm clipping")
+    ap.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     ap.add_argument("--beam-alpha", type=float, default=d.beam_alpha)
     ap.add_argument("--joeynmt-batch-type", choices=("token", "sentence"), default=d.joeynmt_batch_type)
     ap.add_argument("--joeynmt-batch-size", type=int, default=d.joeynmt_batch_size)
@@ -512,6 +532,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         ap.error("--budget must be > 0 seconds")
     return Settings(peer=a.peer, budget=a.budget, work=a.work, limit=a.limit, hidden=a.hidden,
                     max_output_len=a.max_output_len, max_train_len=a.max_train_len,
+                    clip=a.clip, label_smoothing=a.label_smoothing,
                     beam_alpha=a.beam_alpha, joeynmt_batch_type=a.joeynmt_batch_type,
                     joeynmt_batch_size=a.joeynmt_batch_size, opennmt_workers=a.opennmt_workers,
                     log_every=a.log_every, save_every=a.save_every, threads=a.threads)

@@ -18,12 +18,14 @@ def build_model(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -
 def initialise(model: nn.Module) -> None:
     """Small uniform weights, zero biases, orthogonal recurrent matrices: stable early training."""
     for name, parameter in model.named_parameters():
+        if "layer_norm" in name:
+            continue  # LayerNorm keeps its identity start: weight 1, bias 0
         if name.endswith("bias") or "bias_" in name:
             nn.init.zeros_(parameter)
         elif "hidden_to_gates" in name or "weight_hh" in name:
             for block in parameter.data.split(parameter.size(1), dim=0):
                 nn.init.orthogonal_(block)
-        elif "embedding" in name:
+        elif name.endswith("embedding.weight"):
             nn.init.normal_(parameter, std=parameter.size(1) ** -0.5)
             parameter.data[PAD_ID].zero_()
         else:

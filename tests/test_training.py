@@ -1,0 +1,152 @@
+"""Training: the loss, schedules, end-to-end learning, exact resume, signals and divergence."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import ROOT, tiny_config
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.config import TrainingConfig
+from seq2seq.errors import UserError
+from seq2seq.training import LearningRate, Trainer, evaluate_tests, sequence_loss, teacher_forcing_ratio
+from seq2seq.translator import Translator
+
+
+def test_sequence_loss_matches_cross_entropy() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11)
+    targets = torch.randint(1, 11, (3, 5))
+    targets[1, 3:] = 0
+    mask = targets != 0
+    for smoothing in (0.0, 0.1):
+        loss, nll = sequence_loss(logits, targets, smoothing)
+        expected = F.cross_entropy(logits[mask], targets[mask], label_smoothing=smoothing, reduction="sum")
+        assert torch.allclose(loss, expected, atol=1e-4)
+        assert torch.allclose(nll, F.cross_entropy(logits[mask], targets[mask], reduction="sum"), atol=1e-4)
+
+
+def test_teacher_forcing_schedules() -> None:
+    fixed = TrainingConfig(teacher_forcing_ratio=0.75)
+    assert teacher_forcing_ratio(fixed, 10_000) == 0.75
+    linear = TrainingConfig(scheduled_sampling="linear", sampling_decay=100, sampling_min_ratio=0.2)
+    assert teacher_forcing_ratio(linear, 0) == 1.0
+    assert teacher_forcing_ratio(linear, 50) == pytest.approx(0.5)
+    assert teacher_forcing_ratio(linear, 1000) == 0.2
+    exponential = TrainingConfig(scheduled_sampling="exponential", sampling_decay=0.99)
+    assert teacher_forcing_ratio(exponential, 100) == pytest.approx(0.99 ** 100)
+    sigmoid = TrainingConfig(scheduled_sampling="inverse_sigmoid", sampling_decay=10)
+    values = [teacher_forcing_ratio(sigmoid, s) for s in (0, 10, 50, 100_000)]
+    assert values == sorted(values, reverse=True) and values[0] == pytest.approx(10 / 11) and values[-1] < 1e-100
+
+
+def test_learning_rate_schedules() -> None:
+    warm = LearningRate(TrainingConfig(lr=1.0, warmup_steps=4, min_lr=0.0))
+    assert [warm.at(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    inv = LearningRate(TrainingConfig(lr=1.0, schedule="inverse_sqrt", warmup_steps=4, min_lr=0.0))
+    assert inv.at(3) == 1.0 and inv.at(15) == pytest.approx(0.5)
+    plateau = LearningRate(TrainingConfig(lr=1.0, schedule="plateau", plateau_patience=2, plateau_factor=0.5))
+    for value in (10, 9, 8):  # chrF falling: two bad validations halve the rate
+        plateau.observe(value, higher_is_better=True)
+    assert plateau.at(0) == 0.5
+    restored = LearningRate(plateau.config)
+    restored.load_state_dict(plateau.state_dict())
+    assert restored.at(0) == 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [
+    ("model.rnn=gru", "model.attention=bahdanau"),
+    ("model.rnn=lstm", "model.attention=luong_general"),
+], ids=["gru-bahdanau", "lstm-luong"])
+def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, overrides: tuple[str, ...]) -> None:
+    """Greedy and beam search both reach BLEU >= 90 on held-out reversal sentences."""
+    config = tiny_config(reversal_data, tmp_path, *overrides)
+    trainer = Trainer(config)
+    trainer.train()
+    translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
+    for method in ("greedy", "beam"):
+        translator.decoding = dataclasses.replace(translator.decoding, method=method)
+        scores = evaluate_tests(translator, trainer.splits.tests, progress=False)["reverse-test"]
+        assert scores.bleu >= 90, f"{method}: {scores.summary()}"
+
+
+def short_run(data: Path, run_dir: Path, steps: int, *extra: str) -> Trainer:
+    config = tiny_config(data, run_dir, f"training.max_steps={steps}", "training.valid_every=10",
+                         "training.valid_limit=5", "model.dropout=0.3", "training.scheduled_sampling=linear",
+                         "training.sampling_decay=40", "data.test=[]", "training.batch_size=16", "training.log_every=5", *extra)
+    return config
+
+
+def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path) -> None:
+    """Dropout, scheduled sampling and shuffling all draw randomness: resume must restore it all."""
+    straight = Trainer(short_run(reversal_data, tmp_path / "a", 30))
+    straight.train()
+    Trainer(short_run(reversal_data, tmp_path / "b", 20)).train()
+    resumed = Trainer(short_run(reversal_data, tmp_path / "b", 30), resume=True)
+    assert resumed.progress.step == 20
+    resumed.train()
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert straight.progress.history == resumed.progress.history
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_run(reversal_data: Path, tmp_path: Path) -> None:
+    config = short_run(reversal_data, tmp_path, 10)
+    with pytest.raises(UserError, match="nothing to resume"):
+        Trainer(config, resume=True)
+    Trainer(config).train()
+    with pytest.raises(UserError, match="--resume"):
+        Trainer(config)
+
+
+def test_keeps_last_checkpoints_best_and_tensorboard(reversal_data: Path, tmp_path: Path) -> None:
+    trainer = Trainer(short_run(reversal_data, tmp_path, 40, "training.keep_last=2"))
+    trainer.train()
+    names = sorted(p.name for p in trainer.run_path.glob("*.pt"))
+    assert names == ["best.pt", "step-00000030.pt", "step-00000040.pt"]
+    assert (trainer.run_path / "config.yaml").is_file() and (trainer.run_path / "train.log").is_file()
+    payload = load_checkpoint(trainer.run_path / "step-00000040.pt")
+    assert payload["training"]["progress"]["step"] == 40 and isinstance(payload["src_vocab"], bytes)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trainer.run_path))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/perplexity", "train/learning_rate", "train/grad_norm", "train/tokens_per_second",
+            "dev/loss", "dev/bleu", "dev/chrf", "train/teacher_forcing_ratio"} <= scalars
+    assert "dev/attention" in events.Tags()["images"]
+
+
+def test_non_finite_steps_are_skipped_then_stop_with_a_checkpoint(reversal_data: Path, tmp_path: Path) -> None:
+    trainer = Trainer(short_run(reversal_data, tmp_path, 50, "training.max_nonfinite=3"))
+    with torch.no_grad():
+        trainer.model.decoder.output.bias.fill_(math.nan)
+    with pytest.raises(UserError, match="3 non-finite"):
+        trainer.train()
+    assert trainer.progress.step == 0 and trainer.progress.nonfinite_total == 3
+    assert (trainer.run_path / "step-00000000.pt").is_file()
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_zero(reversal_data: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "train.py", "--config", "configs/tiny.yaml", "--data-dir", str(reversal_data),
+               "--set", f"run_dir={tmp_path}", "--set", "training.max_steps=100000", "--set", "training.log_every=5"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "tiny" / "train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.is_file() and "step 5 " in log.read_text()):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert "stopped by SIGTERM" in output and "--resume" in output
+    assert list((tmp_path / "tiny").glob("step-*.pt"))
