@@ -7,7 +7,8 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import torch
 
@@ -18,16 +19,15 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "package_version", "config", "src_vocab", "tgt_vocab", "model")
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write to a temporary file, fsync, then rename: a crash leaves the old file intact."""
     path = Path(path)
-    payload = {"format_version": FORMAT_VERSION, "package_version": __version__, **payload}
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -38,10 +38,15 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         finally:
             os.close(directory)
     except OSError as error:
-        raise UserError(f"{path}: cannot write checkpoint ({error.strerror}); check free space and permissions") from None
+        raise UserError(f"{path}: cannot write ({error.strerror}); check free space and permissions") from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    payload = {"format_version": FORMAT_VERSION, "package_version": __version__, **payload}
+    atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -51,9 +56,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: checkpoint not found; train a model first (python train.py --config ...)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise UserError(f"{path}: refused: the file holds Python objects, not plain checkpoint data") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError):
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error) or "GLOBAL" in str(error):
+            raise UserError(f"{path}: refused: the file holds Python objects, not plain checkpoint data") from None
+        raise UserError(f"{path}: not a readable checkpoint (truncated or corrupt file)") from None
+    except Exception:  # noqa: BLE001 - any other failure of a hostile or broken file is the same user error
         raise UserError(f"{path}: not a readable checkpoint (truncated or corrupt file)") from None
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise UserError(f"{path}: not a seq2seq checkpoint")
@@ -62,4 +69,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path}: checkpoint format {payload['format_version']} (seq2seq {payload['package_version']}) "
             f"is not supported by seq2seq {__version__} (format {FORMAT_VERSION})"
         )
+    for key, kind in {"config": dict, "src_vocab": bytes, "tgt_vocab": bytes, "model": dict}.items():
+        if not isinstance(payload[key], kind) or (kind is bytes and not payload[key]):
+            raise UserError(f"{path}: not a seq2seq checkpoint (field {key!r} is missing or malformed)")
     return payload

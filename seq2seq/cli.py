@@ -76,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
-    from seq2seq.training import train
 
     config = load_config(args.config, args.overrides, args.data_dir)
+    if not config.data.train:
+        raise UserError(f"{args.config}: data.train: no training corpora; add e.g. "
+                        "- {name: mine, src: train.en, tgt: train.hi}")
+    from seq2seq.training import train  # imports torch: after the config is known to be good
+
     train(config, resume=args.resume)
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -168,6 +169,36 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _SECONDS[match.group(2)]
 
 
+# Names users bring from other toolkits, mapped to ours, for "did you mean" hints
+ALIASES = {
+    "learning_rate": "lr", "hidden_size": "decoder_hidden", "embedding_size": "emb_size", "epochs": "max_epochs",
+    "steps": "max_steps", "beam": "beam_size", "cell": "rnn", "rnn_type": "rnn", "num_layers": "encoder_layers",
+    "grad_clip": "clip_grad_norm", "clip_grad": "clip_grad_norm", "patience": "early_stopping_patience",
+}
+
+
+def suggest(name: str, known: list[str]) -> str | None:
+    """The known key a misspelt or foreign name most likely means."""
+    candidates = {key: key for key in known}
+    candidates.update({alias: key for alias, key in ALIASES.items() if key in known})
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    return candidates[close[0]] if close else None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 class _Loader:
     """Turns plain YAML data into the dataclasses, collecting the dotted key for errors."""
 
@@ -188,8 +219,8 @@ class _Loader:
         for name, value in data.items():
             dotted = f"{key}.{name}" if key else str(name)
             if name not in fields:
-                close = difflib.get_close_matches(str(name), list(fields), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+                close = suggest(str(name), list(fields))
+                hint = f"; did you mean '{close}'?" if close else f"; known keys: {', '.join(fields)}"
                 raise self.fail(dotted, f"unknown key{hint}")
             values[name] = self.convert(hints[name], value, dotted)
         missing = [
@@ -230,8 +261,8 @@ class _Loader:
                 raise self.fail(key, f"expected a whole number, got {value!r}")
             return value
         if hint is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self.fail(key, f"expected a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise self.fail(key, f"expected a finite number, got {value!r}")
             return float(value)
         if hint is str:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -277,7 +308,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), data_dir: st
         if not path.is_file():
             raise UserError(f"{path}: config file not found (see configs/ for the shipped ones)")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+            data = {} if data is None else data
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -285,6 +317,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), data_dir: st
             raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: top level: expected a mapping of sections (data, model, ...), got {_kind(data)}")
     for assignment in overrides:
         apply_override(data, assignment, source)
     if data_dir is not None:
@@ -316,6 +350,7 @@ def validate(config: Config, source: str) -> None:
 
     m, t, d, v = config.model, config.training, config.decoding, config.vocab
     check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
+    check(0 <= config.seed < 2**32, "seed", f"must be in [0, 2**32), got {config.seed}")
     for key in ("emb_size", "encoder_hidden", "decoder_hidden", "encoder_layers", "decoder_layers"):
         check(getattr(m, key) > 0, f"model.{key}", f"must be positive, got {getattr(m, key)}")
     check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")

@@ -16,7 +16,7 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
 from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
 from seq2seq.data.corpus import Corpus, Splits, load_splits
@@ -137,7 +137,7 @@ def prepare_vocabs(config: Config, splits: Splits, run_path: Path) -> tuple[Voca
             continue
         log.info("training the %s vocabulary (%s, %d pieces)", side, config.vocab.type, size)
         vocab = train_vocab(texts, size, config.vocab, config.seed)
-        path.write_bytes(vocab.model_proto)
+        atomic_write(path, lambda stream: stream.write(vocab.model_proto))
         vocabs.append(vocab)
     return vocabs[0], vocabs[1]
 
@@ -181,6 +181,24 @@ def autocast_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype 
     return torch.bfloat16
 
 
+def open_run_dir(run_path: Path, resume: bool) -> list[Path]:
+    """Create or reopen the run folder; returns its periodic checkpoints, oldest first."""
+    try:
+        run_path.mkdir(parents=True, exist_ok=True)
+        probe = run_path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"{run_path}: cannot write the run directory ({error.strerror})") from None
+    existing = checkpoint_files(run_path)
+    if existing and not resume:
+        raise UserError(f"{run_path} already holds a run; add --resume to continue it, "
+                        "or choose another name (--set name=...)")
+    if resume and not existing:
+        raise UserError(f"{run_path}: nothing to resume (no step-*.pt checkpoint)")
+    return existing
+
+
 def checkpoint_files(run_path: Path) -> list[Path]:
     """Periodic checkpoints, oldest first."""
     return sorted(run_path.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
@@ -190,30 +208,16 @@ class Trainer:
     def __init__(self, config: Config, resume: bool = False):
         self.config = config
         self.run_path = config.run_path
-        try:
-            self.run_path.mkdir(parents=True, exist_ok=True)
-            probe = self.run_path / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise UserError(f"{self.run_path}: cannot write the run directory ({error.strerror})") from None
-        existing = checkpoint_files(self.run_path)
-        if existing and not resume:
-            raise UserError(
-                f"{self.run_path} already holds a run; add --resume to continue it, "
-                f"or choose another name (--set name=...)"
-            )
-        if resume and not existing:
-            raise UserError(f"{self.run_path}: nothing to resume (no step-*.pt checkpoint)")
-        setup_logging(self.run_path)
-        (self.run_path / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         t = config.training
+        self.device = select_device(t.device)
+        self.splits = load_splits(config.data, config.seed)  # data errors come before any file is written
+        existing = open_run_dir(self.run_path, resume)
+        setup_logging(self.run_path)
+        resolved = yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True).encode("utf-8")
+        atomic_write(self.run_path / "config.yaml", lambda stream: stream.write(resolved))
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = select_device(t.device)
         self._seed(config.seed)
-
-        self.splits = load_splits(config.data, config.seed)
         log.info("training data: %s", self.splits.report.summary())
         self.src_vocab, self.tgt_vocab = prepare_vocabs(config, self.splits, self.run_path)
         self.train_data = encode_corpus(
@@ -287,7 +291,7 @@ class Trainer:
                    disable=None)
         window_loss = window_tokens = 0.0
         window_start = time.monotonic()
-        stop_reason = None
+        stop_reason = self._limit_reached(budget)
         with StopRequest() as stop:
             while stop_reason is None:
                 batches = make_batches(self.train_data.src_lengths, self.train_data.tgt_lengths, t.batch_size,
@@ -322,15 +326,15 @@ class Trainer:
                 else:
                     self.progress.epoch += 1
                     self.progress.batch_in_epoch = 0
-                    if t.max_epochs and self.progress.epoch >= t.max_epochs:
-                        stop_reason = f"reached max_epochs={t.max_epochs}"
+                    stop_reason = self._limit_reached(budget)
         bar.close()
-        if self.progress.step % t.valid_every != 0 and not (stop_reason or "").startswith("stopped by"):
+        validated_now = bool(self.progress.history) and self.progress.history[-1]["step"] == self.progress.step
+        if not validated_now and not stop_reason.startswith("stopped by"):
             self._validate_and_save()
         path = self.save()
         log.info("%s after %d steps, %.0f s; checkpoint %s", stop_reason, self.progress.step,
                  self.progress.elapsed, path)
-        if (stop_reason or "").startswith("stopped by"):
+        if stop_reason.startswith("stopped by"):
             log.info("resume with: python train.py --config %s --resume", self.run_path / "config.yaml")
         self.writer.close()
         return self.progress
@@ -339,6 +343,8 @@ class Trainer:
         t = self.config.training
         if t.max_steps and self.progress.step >= t.max_steps:
             return f"reached max_steps={t.max_steps}"
+        if t.max_epochs and self.progress.epoch >= t.max_epochs:
+            return f"reached max_epochs={t.max_epochs}"
         if budget and self.progress.elapsed >= budget:
             return f"reached max_time={t.max_time}"
         return None

@@ -105,11 +105,14 @@ class Translator:
 
 def model_from_payload(payload: dict, config: Config, path: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
     """Rebuild the network and both vocabularies from a checkpoint's contents."""
-    src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])
+    try:
+        src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
     model = build_model(config.model, len(src_vocab), len(tgt_vocab))
     try:
         model.load_state_dict(payload["model"])
-    except RuntimeError as error:
+    except (RuntimeError, TypeError, AttributeError) as error:
         first = str(error).strip().splitlines()[-1].strip()
         raise UserError(f"{path}: weights do not match the stored model config ({first})") from None
     return model, src_vocab, tgt_vocab

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import signal
 import subprocess
 import sys
@@ -150,3 +151,48 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(reversal_data: Path, tmp
     assert process.returncode == 0, output
     assert "stopped by SIGTERM" in output and "--resume" in output
     assert list((tmp_path / "tiny").glob("step-*.pt"))
+
+
+def train_command(data: Path, run_dir: Path, resume: bool) -> list[str]:
+    command = [sys.executable, "train.py", "--config", "configs/tiny.yaml", "--data-dir", str(data),
+               "--set", f"run_dir={run_dir}"]
+    for key_value in ("training.max_steps=40", "training.valid_every=5", "training.valid_limit=5",
+                      "model.dropout=0.3", "training.scheduled_sampling=linear", "training.sampling_decay=40",
+                      "data.test=[]", "training.batch_size=16", "training.log_every=5", "training.keep_last=2"):
+        command += ["--set", key_value]
+    return command + (["--resume"] if resume else [])
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reversal_data: Path,
+                                                                            tmp_path: Path) -> None:
+    """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights."""
+    straight = Trainer(short_run(reversal_data, tmp_path / "straight", 40, "training.keep_last=2"))
+    straight.train()
+    run_path = tmp_path / "killed" / "tiny"
+    rng = random.Random(0)
+    kills = 0
+    for attempt in range(6):
+        resume = bool(list(run_path.glob("step-*.pt")))
+        process = subprocess.Popen(train_command(reversal_data, tmp_path / "killed", resume), cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if attempt == 0:  # aim at a checkpoint being written
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and process.poll() is None and not list(run_path.glob(".step-*.tmp")):
+                time.sleep(0.001)
+        else:
+            time.sleep(rng.uniform(3.0, 9.0))
+        if process.poll() is None:
+            process.kill()
+            kills += 1
+        process.wait()
+        for leftover in run_path.glob("step-*.pt"):
+            load_checkpoint(leftover)  # every checkpoint on disk stays loadable
+    finish = subprocess.run(train_command(reversal_data, tmp_path / "killed",
+                                          bool(list(run_path.glob("step-*.pt")))),
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert finish.returncode == 0, finish.stderr
+    assert kills >= 3
+    final = load_checkpoint(run_path / "step-00000040.pt")["model"]
+    for name, weight in straight.model.state_dict().items():
+        assert torch.equal(weight, final[name]), name
