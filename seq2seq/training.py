@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -20,10 +21,10 @@ from seq2seq.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
 from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
 from seq2seq.data.corpus import Corpus, Splits, load_splits
+from seq2seq.distributed import World, init_world
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
 from seq2seq.model.build import build_model, count_parameters
-from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.plots import attention_figure
 from seq2seq.translator import Translator, select_device
 from seq2seq.vocab import PAD_ID, Vocab, train_vocab
@@ -126,20 +127,18 @@ class StopRequest:
             signal.signal(number, handler)
 
 
-def prepare_vocabs(config: Config, splits: Splits, run_path: Path) -> tuple[Vocab, Vocab]:
-    """Train both SentencePiece models once per run; later starts and resumes reuse the files."""
-    vocabs = []
-    for side, texts, size in (("src", splits.train.src, config.vocab.src_size),
-                              ("tgt", splits.train.tgt, config.vocab.tgt_size)):
-        path = run_path / f"{side}.spm.model"
-        if path.is_file():
-            vocabs.append(Vocab(path.read_bytes()))
-            continue
-        log.info("training the %s vocabulary (%s, %d pieces)", side, config.vocab.type, size)
-        vocab = train_vocab(texts, size, config.vocab, config.seed)
-        atomic_write(path, lambda stream: stream.write(vocab.model_proto))
-        vocabs.append(vocab)
-    return vocabs[0], vocabs[1]
+def prepare_vocabs(config: Config, splits: Splits, run_path: Path, world: World) -> tuple[Vocab, Vocab]:
+    """Train both SentencePiece models once per run (in the main process); later starts reuse the files."""
+    paths = {side: run_path / f"{side}.spm.model" for side in ("src", "tgt")}
+    if world.is_main:
+        for side, texts, size in (("src", splits.train.src, config.vocab.src_size),
+                                  ("tgt", splits.train.tgt, config.vocab.tgt_size)):
+            if not paths[side].is_file():
+                log.info("training the %s vocabulary (%s, %d pieces)", side, config.vocab.type, size)
+                proto = train_vocab(texts, size, config.vocab, config.seed).model_proto
+                atomic_write(paths[side], lambda stream, proto=proto: stream.write(proto))
+    world.barrier()
+    return Vocab(paths["src"].read_bytes()), Vocab(paths["tgt"].read_bytes())
 
 
 def encode_corpus(corpus: Corpus, src_vocab: Vocab, tgt_vocab: Vocab, max_src: int, max_tgt: int) -> EncodedCorpus:
@@ -181,21 +180,23 @@ def autocast_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype 
     return torch.bfloat16
 
 
-def open_run_dir(run_path: Path, resume: bool) -> list[Path]:
+def open_run_dir(run_path: Path, resume: bool, world: World) -> list[Path]:
     """Create or reopen the run folder; returns its periodic checkpoints, oldest first."""
-    try:
-        run_path.mkdir(parents=True, exist_ok=True)
-        probe = run_path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise UserError(f"{run_path}: cannot write the run directory ({error.strerror})") from None
     existing = checkpoint_files(run_path)
     if existing and not resume:
         raise UserError(f"{run_path} already holds a run; add --resume to continue it, "
                         "or choose another name (--set name=...)")
     if resume and not existing:
         raise UserError(f"{run_path}: nothing to resume (no step-*.pt checkpoint)")
+    if world.is_main:
+        try:
+            run_path.mkdir(parents=True, exist_ok=True)
+            probe = run_path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise UserError(f"{run_path}: cannot write the run directory ({error.strerror})") from None
+    world.barrier()
     return existing
 
 
@@ -210,16 +211,22 @@ class Trainer:
         self.run_path = config.run_path
         t = config.training
         self.device = select_device(t.device)
+        self.world = init_world(self.device.type)
+        if self.world.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
         self.splits = load_splits(config.data, config.seed)  # data errors come before any file is written
-        existing = open_run_dir(self.run_path, resume)
-        setup_logging(self.run_path)
-        resolved = yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True).encode("utf-8")
-        atomic_write(self.run_path / "config.yaml", lambda stream: stream.write(resolved))
+        existing = open_run_dir(self.run_path, resume, self.world)
+        if self.world.is_main:
+            setup_logging(self.run_path)
+            resolved = yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True).encode("utf-8")
+            atomic_write(self.run_path / "config.yaml", lambda stream: stream.write(resolved))
+        else:
+            log.setLevel(logging.WARNING)
         if t.threads:
             torch.set_num_threads(t.threads)
         self._seed(config.seed)
         log.info("training data: %s", self.splits.report.summary())
-        self.src_vocab, self.tgt_vocab = prepare_vocabs(config, self.splits, self.run_path)
+        self.src_vocab, self.tgt_vocab = prepare_vocabs(config, self.splits, self.run_path, self.world)
         self.train_data = encode_corpus(
             self.splits.train, self.src_vocab, self.tgt_vocab, config.data.max_src_pieces, config.data.max_tgt_pieces
         )
@@ -235,7 +242,9 @@ class Trainer:
         self.progress = Progress()
         if resume:
             self._restore(existing[-1])
-        self.writer = SummaryWriter(str(self.run_path))
+        # DistributedDataParallel averages gradients across processes during backward
+        self.network = DistributedDataParallel(self.model) if self.world.active else self.model
+        self.writer = SummaryWriter(str(self.run_path)) if self.world.is_main else None
         self.translator = Translator(self.model, self.src_vocab, self.tgt_vocab, config.decoding, self.device)
 
     def _seed(self, seed: int) -> None:
@@ -276,26 +285,30 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """A periodic checkpoint; only the newest keep_last are kept."""
+        """A periodic checkpoint (written by the main process); only the newest keep_last are kept."""
         path = self.run_path / f"step-{self.progress.step:08d}.pt"
+        if not self.world.is_main:
+            return path
         save_checkpoint(path, self._payload())
         for old in checkpoint_files(self.run_path)[: -self.config.training.keep_last]:
             old.unlink(missing_ok=True)
         return path
 
-    def train(self) -> Progress:
+    def train(self) -> str:
+        """Train until a limit, early stopping or a signal; returns why it stopped."""
         t = self.config.training
         budget = parse_duration(t.max_time)
         start = time.monotonic() - self.progress.elapsed
         bar = tqdm(total=t.max_steps or None, initial=self.progress.step, unit="step", dynamic_ncols=True,
-                   disable=None)
+                   disable=None if self.world.is_main else True)
         window_loss = window_tokens = 0.0
         window_start = time.monotonic()
         stop_reason = self._limit_reached(budget)
         with StopRequest() as stop:
             while stop_reason is None:
-                batches = make_batches(self.train_data.src_lengths, self.train_data.tgt_lengths, t.batch_size,
-                                       t.batch_unit, self.config.seed, self.progress.epoch)
+                batches = self.world.shard(make_batches(self.train_data.src_lengths, self.train_data.tgt_lengths,
+                                                        t.batch_size, t.batch_unit, self.config.seed,
+                                                        self.progress.epoch))
                 for batch_index in range(self.progress.batch_in_epoch, len(batches)):
                     batch = collate(self.train_data, batches[batch_index]).to(self.device)
                     loss, tokens = self._train_step(batch)
@@ -305,7 +318,8 @@ class Trainer:
                         window_loss += loss
                         window_tokens += tokens
                         bar.update(1)
-                    if self.progress.step % t.log_every == 0 and window_tokens and loss is not None:
+                    if (self.progress.step % t.log_every == 0 and window_tokens and loss is not None
+                            and self.world.is_main):
                         rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
                         self._log_train(window_loss / window_tokens, rate)
                         bar.set_postfix(loss=f"{window_loss / window_tokens:.3f}", tok_s=f"{rate:,.0f}")
@@ -314,14 +328,15 @@ class Trainer:
                                      window_loss / window_tokens, self._lr, rate)
                         window_loss = window_tokens = 0.0
                         window_start = time.monotonic()
-                    if loss is not None and self.progress.step % t.valid_every == 0:
+                    if loss is not None and self.progress.step % t.valid_every == 0 and self.world.is_main:
                         if self._validate_and_save():
                             stop_reason = f"early stopping: no improvement in {t.early_stopping_patience} validations"
                         window_start = time.monotonic()
                     stop_reason = stop_reason or self._limit_reached(budget)
                     if stop.signal_name and stop_reason is None:
                         stop_reason = f"stopped by {stop.signal_name}"
-                    if stop_reason:
+                    if self.world.any(stop_reason is not None):  # every process stops at the same step
+                        stop_reason = stop_reason or "stopped with the main process"
                         break
                 else:
                     self.progress.epoch += 1
@@ -329,15 +344,17 @@ class Trainer:
                     stop_reason = self._limit_reached(budget)
         bar.close()
         validated_now = bool(self.progress.history) and self.progress.history[-1]["step"] == self.progress.step
-        if not validated_now and not stop_reason.startswith("stopped by"):
+        if not validated_now and not stop_reason.startswith("stopped by") and self.world.is_main:
             self._validate_and_save()
         path = self.save()
+        self.world.barrier()
         log.info("%s after %d steps, %.0f s; checkpoint %s", stop_reason, self.progress.step,
                  self.progress.elapsed, path)
         if stop_reason.startswith("stopped by"):
             log.info("resume with: python train.py --config %s --resume", self.run_path / "config.yaml")
-        self.writer.close()
-        return self.progress
+        if self.writer is not None:
+            self.writer.close()
+        return stop_reason
 
     def _limit_reached(self, budget: float) -> str | None:
         t = self.config.training
@@ -360,23 +377,25 @@ class Trainer:
         autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
                     else contextlib.nullcontext())
         with autocast:
-            logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in, ratio)
+            logits, _ = self.network(batch.src, batch.src_lengths, batch.tgt_in, ratio)
         loss_sum, nll_sum = sequence_loss(logits, batch.tgt_out, t.label_smoothing)
-        tokens = batch.target_tokens
+        tokens = self.world.sum(batch.target_tokens)  # all processes' tokens: one global normalisation
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_sum / tokens).backward()
+        # DDP averages over processes, so scaling by their number gives sum(loss) / all tokens
+        self.scaler.scale(loss_sum * (self.world.size / tokens)).backward()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), t.clip_grad_norm if t.clip_grad_norm else float("inf")
         )
-        if not (torch.isfinite(loss_sum) and torch.isfinite(norm)) and self.amp_dtype != torch.float16:
+        loss_finite = not self.world.any(not bool(torch.isfinite(loss_sum)))
+        if not (loss_finite and bool(torch.isfinite(norm))) and self.amp_dtype != torch.float16:
             return self._skip_nonfinite()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.progress.step += 1
         self.progress.nonfinite_in_row = 0
         self._grad_norm, self._ratio, self._lr = float(norm), ratio, lr
-        return float(nll_sum), tokens
+        return self.world.sum(float(nll_sum)), int(tokens)
 
     def _skip_nonfinite(self) -> tuple[None, int]:
         self.optimizer.zero_grad(set_to_none=True)
@@ -482,9 +501,9 @@ def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool =
 
 def train(config: Config, resume: bool = False) -> Trainer:
     trainer = Trainer(config, resume)
-    trainer.train()
+    stop_reason = trainer.train()
     best = trainer.run_path / "best.pt"
-    if trainer.splits.tests and best.is_file():
+    if trainer.splits.tests and best.is_file() and not stop_reason.startswith("stopped by"):
         translator = Translator.from_checkpoint(best, device=str(trainer.device))
         for name, scores in evaluate_tests(translator, trainer.splits.tests).items():
             log.info("test %s: %s", name, scores.summary())

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2seq.config import Config, load_config
 
@@ -28,6 +29,12 @@ def write_reversal_task(folder: Path, train: int = 4000, dev: int = 100, test: i
         (folder / f"{split}.src").write_text("\n".join(sources) + "\n", encoding="utf-8")
         (folder / f"{split}.tgt").write_text("\n".join(targets) + "\n", encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> None:
+    """The test models are tiny and latency-bound: a second intra-op thread only adds hand-offs."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,14 +60,6 @@ counted = {"inputs": 0}
 def translator(tiny_checkpoint: Path) -> Translator:
     return Translator.from_checkpoint(tiny_checkpoint, device="cpu", method="greedy")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Thousands of tiny batches: one thread avoids thread hand-offs that cost seconds on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,6 @@ BEAM = DecodingConfig(method="beam", beam_size=5, length_penalty=0.0)
 SAMPLE = DecodingConfig(method="sample", seed=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Search on a tiny model is latency-bound: extra intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def translator(tiny_checkpoint: Path) -> Translator:

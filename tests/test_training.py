@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from conftest import ROOT, tiny_config
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.config import TrainingConfig
+from seq2seq.data.batching import make_batches
 from seq2seq.errors import UserError
-from seq2seq.training import LearningRate, Trainer, evaluate_tests, sequence_loss, teacher_forcing_ratio
+from seq2seq.training import (LearningRate, Trainer, autocast_dtype, evaluate_tests, sequence_loss,
+                              teacher_forcing_ratio)
 from seq2seq.translator import Translator
 
 
@@ -158,7 +160,8 @@ def train_command(data: Path, run_dir: Path, resume: bool) -> list[str]:
                "--set", f"run_dir={run_dir}"]
     for key_value in ("training.max_steps=40", "training.valid_every=5", "training.valid_limit=5",
                       "model.dropout=0.3", "training.scheduled_sampling=linear", "training.sampling_decay=40",
-                      "data.test=[]", "training.batch_size=16", "training.log_every=5", "training.keep_last=2"):
+                      "data.test=[]", "training.batch_size=16", "training.log_every=5", "training.keep_last=2",
+                      "training.threads=1"):
         command += ["--set", key_value]
     return command + (["--resume"] if resume else [])
 
@@ -196,3 +199,26 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
     final = load_checkpoint(run_path / "step-00000040.pt")["model"]
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(weight, final[name]), name
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    (("training.max_epochs=1", "training.batch_size=512"), "reached max_epochs=1"),
+    (("training.max_time=1s",), "reached max_time=1s"),
+    (("training.early_stopping_patience=1", "training.valid_metric=bleu", "training.lr=1e-9",
+      "training.min_lr=1e-9", "training.valid_every=2"), "early stopping"),
+])
+def test_stopping_rules(reversal_data: Path, tmp_path: Path, overrides: tuple[str, ...], reason: str) -> None:
+    config = tiny_config(reversal_data, tmp_path, "training.max_steps=1000", "training.valid_limit=5",
+                         "data.test=[]", *overrides)
+    trainer = Trainer(config)
+    assert trainer.train().startswith(reason)
+    if "epochs" in reason:
+        assert trainer.progress.epoch == 1 and trainer.progress.step == len(
+            make_batches(trainer.train_data.src_lengths, trainer.train_data.tgt_lengths, 512, "sentences", 1, 0))
+
+
+def test_autocast_only_on_cuda() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is None
+    assert autocast_dtype(TrainingConfig(amp="off"), torch.device("cuda")) is None
+    assert autocast_dtype(TrainingConfig(amp="fp16"), torch.device("cuda")) is torch.float16

@@ -6,30 +6,16 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.vocab import PAD_ID
 
 
 def build_model(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
-    model = Seq2Seq(config, src_vocab_size, tgt_vocab_size)
-    initialise(model)
-    return model
+    """PyTorch's default initialisation: N(0, 1) embeddings (zero padding rows), U(+-1/sqrt(fan_in)) weights.
 
-
-def initialise(model: nn.Module) -> None:
-    """Small uniform weights, zero biases, orthogonal recurrent matrices: stable early training."""
-    for name, parameter in model.named_parameters():
-        if "layer_norm" in name:
-            continue  # LayerNorm keeps its identity start: weight 1, bias 0
-        if name.endswith("bias") or "bias_" in name:
-            nn.init.zeros_(parameter)
-        elif "hidden_to_gates" in name or "weight_hh" in name:
-            for block in parameter.data.split(parameter.size(1), dim=0):
-                nn.init.orthogonal_(block)
-        elif name.endswith("embedding.weight"):
-            nn.init.normal_(parameter, std=parameter.size(1) ** -0.5)
-            parameter.data[PAD_ID].zero_()
-        else:
-            nn.init.xavier_uniform_(parameter)
+    Scaled-down embeddings (std 1/sqrt(emb_size)) with Xavier and orthogonal weights were
+    tried first: on the 33k-pair en-hi data the decoder then ignored its inputs and the loss
+    sat at the unigram entropy (7.06 nats) for 1,400 steps; with these defaults it falls at once.
+    """
+    return Seq2Seq(config, src_vocab_size, tgt_vocab_size)
 
 
 def count_parameters(model: nn.Module) -> int:
