@@ -261,6 +261,11 @@ class _Loader:
                 raise self.fail(key, f"expected a whole number, got {value!r}")
             return value
         if hint is float:
+            if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise self.fail(key, f"expected a finite number, got {value!r}")
             return float(value)

@@ -38,6 +38,7 @@ def test_overrides_parse_yaml_values_and_create_sections(tmp_path: Path) -> None
     assert config.model.rnn == "lstm"
     assert config.decoding.n_best == 2
     assert config.training.adam_betas == [0.8, 0.9]
+    assert load_config(None, ["training.lr=1e-4"]).training.lr == 0.0001  # YAML 1.1 would keep it as text
 
 
 def test_data_dir_overrides_root(tmp_path: Path) -> None:

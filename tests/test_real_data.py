@@ -35,7 +35,8 @@ def test_loss_falls_on_real_data_and_tensorboard_has_the_curves(tmp_path: Path) 
     assert losses[-1] < losses[0] - 1.0, losses
     assert {"train/loss", "train/perplexity", "train/learning_rate", "dev/loss", "dev/bleu", "dev/chrf"} <= set(
         events.Tags()["scalars"])
-    assert "dev/attention" in events.Tags()["images"] and "dev/samples" in events.Tags()["tensors"]
+    assert "dev/attention" in events.Tags()["images"]
+    assert any(tag.startswith("dev/samples") for tag in events.Tags()["tensors"])
 
 
 @pytest.mark.parametrize("name", ["en-hi", "en-hi-lstm-luong", "en-hi-noattn"])

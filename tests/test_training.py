@@ -158,7 +158,7 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(reversal_data: Path, tmp
 def train_command(data: Path, run_dir: Path, resume: bool) -> list[str]:
     command = [sys.executable, "train.py", "--config", "configs/tiny.yaml", "--data-dir", str(data),
                "--set", f"run_dir={run_dir}"]
-    for key_value in ("training.max_steps=40", "training.valid_every=5", "training.valid_limit=5",
+    for key_value in ("training.max_steps=60", "training.valid_every=5", "training.valid_limit=5",
                       "model.dropout=0.3", "training.scheduled_sampling=linear", "training.sampling_decay=40",
                       "data.test=[]", "training.batch_size=16", "training.log_every=5", "training.keep_last=2",
                       "training.threads=1"):
@@ -170,7 +170,7 @@ def train_command(data: Path, run_dir: Path, resume: bool) -> list[str]:
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reversal_data: Path,
                                                                             tmp_path: Path) -> None:
     """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "straight", 40, "training.keep_last=2"))
+    straight = Trainer(short_run(reversal_data, tmp_path / "straight", 60, "training.keep_last=2"))
     straight.train()
     run_path = tmp_path / "killed" / "tiny"
     rng = random.Random(0)
@@ -184,7 +184,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
             while time.monotonic() < deadline and process.poll() is None and not list(run_path.glob(".step-*.tmp")):
                 time.sleep(0.001)
         else:
-            time.sleep(rng.uniform(3.0, 9.0))
+            time.sleep(rng.uniform(1.5, 6.0))
         if process.poll() is None:
             process.kill()
             kills += 1
@@ -196,7 +196,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finish.returncode == 0, finish.stderr
     assert kills >= 3
-    final = load_checkpoint(run_path / "step-00000040.pt")["model"]
+    final = load_checkpoint(run_path / "step-00000060.pt")["model"]
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(weight, final[name]), name
 
