@@ -283,7 +283,7 @@ class JoeyNMT(Peer):
         windows = [float(m) for m in re.findall(r"Tokens per Sec:\s+([\d.]+)", log)]
         params = re.search(r"Total params: (\d+)", log)
         # total_tokens is exact: JoeyNMT counts every target token (incl. EOS) it trained on.
-        code = ("import json, torch; ck = torch.load(%r, map_location='cpu', weights_only=False);"
+        code = ("import json, torch; ck = torch.load(%r, map_location='cpu', weights_only=True);"
                 "print(json.dumps(ck['stats_state']))" % str(self.checkpoint()))
         stats = json.loads(subprocess.run([self.python(), "-c", code], check=True,
                                           capture_output=True, text=True).stdout)
