@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import random
+import socket
 import tarfile
 import threading
 import zipfile
@@ -405,10 +406,133 @@ def test_en_hi_bundle_installs_iitb_and_tatoeba(site: Site, tmp_path: Path, monk
     assert (tmp_path / "en-hi/train.hi").read_bytes() == b"b\n"
 
 
+OPUS100 = {
+    f"opus.en-hi-{split}.{lang}": "".join(f"{split} {word} {i}\n" for i in range(count)).encode()
+    for split, count in (("train", 5), ("dev", 2), ("test", 3))
+    for lang, word in (("en", "sentence"), ("hi", "वाक्य"))
+}
+
+
+def serve_opus100(site: Site) -> None:
+    for name, data in OPUS100.items():
+        site.serve(name, data)
+
+
+def test_opus100_installs_split_files_and_keeps_downloads(site: Site, tmp_path: Path) -> None:
+    serve_opus100(site)
+
+    installed = sources.download_dataset(
+        "opus100-en-hi", tmp_path, base_url=site.url, progress=False
+    )
+
+    expected = {
+        tmp_path / "opus100-en-hi" / name.removeprefix("opus.en-hi-"): data
+        for name, data in OPUS100.items()
+    }
+    assert sorted(installed) == sorted(expected)
+    assert all(path.read_bytes() == data for path, data in expected.items())
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == sorted(OPUS100)
+    assert not list(tmp_path.rglob("*.part"))
+
+    sources.download_dataset("opus100-en-hi", tmp_path, base_url=site.url, progress=False)
+
+    assert len(site.requests) == len(OPUS100)
+
+
+# --- ensure_files ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A local port that was just free: connecting to it is refused, like an offline host."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_ensure_files_downloads_what_is_missing(site: Site, tmp_path: Path, capsys) -> None:
+    serve_opus100(site)
+    needed = [Path("opus100-en-hi/train.en"), tmp_path / "opus100-en-hi/train.hi"]
+
+    sources.ensure_files("opus100-en-hi", tmp_path, needed, base_url=site.url, progress=False)
+
+    assert (tmp_path / "opus100-en-hi/train.en").read_bytes() == OPUS100["opus.en-hi-train.en"]
+    assert (tmp_path / "opus100-en-hi/train.hi").read_bytes() == OPUS100["opus.en-hi-train.hi"]
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line == (
+        "missing opus100-en-hi/train.en, opus100-en-hi/train.hi: "
+        f"downloading opus100-en-hi into {tmp_path}"
+    )
+
+
+def test_ensure_files_touches_no_network_when_files_exist(
+    site: Site, tmp_path: Path, capsys
+) -> None:
+    serve_opus100(site)
+    (tmp_path / "corpus").mkdir()
+    for name in ("train.en", "train.hi"):
+        (tmp_path / "corpus" / name).write_text("x\n", encoding="utf-8")
+    needed = [Path("corpus/train.en"), tmp_path / "corpus/train.hi"]
+
+    sources.ensure_files("opus100-en-hi", tmp_path, needed, base_url=site.url, progress=False)
+
+    assert site.requests == []
+    assert capsys.readouterr().out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+
+
+def test_ensure_files_without_dataset_leaves_missing_files_to_the_reader(
+    site: Site, tmp_path: Path
+) -> None:
+    sources.ensure_files("", tmp_path, [Path("en-hi/train.en")], base_url=site.url)
+
+    assert site.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ensure_files_offline_names_the_download_command(refused_url: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError) as error:
+        sources.ensure_files(
+            "opus100-en-hi",
+            tmp_path,
+            [Path("opus100-en-hi/train.en")],
+            base_url=refused_url,
+            progress=False,
+        )
+
+    message = str(error.value)
+    assert f"could not download opus100-en-hi into {tmp_path}" in message
+    assert "download failed after" in message
+    assert f"python -m seq2seq download opus100-en-hi --dir {tmp_path}" in message
+    assert "--data-dir DIR" in message
+    assert not (tmp_path / "opus100-en-hi").exists()
+
+
+def test_ensure_files_names_a_file_the_dataset_lacks(site: Site, tmp_path: Path) -> None:
+    serve_opus100(site)
+    needed = [Path("opus100-en-hi/train.en"), Path("opus100-en-hi/train.fr")]
+
+    lacking = "dataset opus100-en-hi does not provide opus100-en-hi/train.fr;"
+    with pytest.raises(UserError, match=lacking):
+        sources.ensure_files("opus100-en-hi", tmp_path, needed, base_url=site.url, progress=False)
+
+    assert (tmp_path / "opus100-en-hi/train.en").exists()
+
+
+def test_ensure_files_rejects_an_unknown_dataset_before_downloading(
+    site: Site, tmp_path: Path
+) -> None:
+    with pytest.raises(UserError, match="^unknown dataset 'klingon'"):
+        sources.ensure_files("klingon", tmp_path, [Path("a.en")], base_url=site.url)
+
+    assert site.requests == []
+
+
 def test_registry_files_have_unique_names_and_https_or_http_urls() -> None:
     for dataset in sources.DATASETS.values():
         names = [remote.name for remote in dataset.files]
         assert len(names) == len(set(names)), dataset.name
         assert all(url.startswith(("http://", "https://")) for r in dataset.files for url in r.urls)
-    expected = {"iitb-devtest", "iitb", "tatoeba-hin-eng", "flores200", "en-hi"}
+    expected = {"iitb-devtest", "iitb", "tatoeba-hin-eng", "flores200", "opus100-en-hi", "en-hi"}
     assert expected <= set(sources.DATASETS)

@@ -369,8 +369,10 @@ _IITB_DEVTEST = Dataset(
             name="dev_test.tgz",
             urls=(
                 "http://www.cfilt.iitb.ac.in/iitb_parallel/iitb_corpus_download/dev_test.tgz",
-                "https://www.cfilt.iitb.ac.in/~parallelcorp/iitb_en_hi_parallel/"
-                "iitb_corpus_download/dev_test.tgz",
+                (
+                    "https://www.cfilt.iitb.ac.in/~parallelcorp/iitb_en_hi_parallel/"
+                    "iitb_corpus_download/dev_test.tgz"
+                ),
             ),
             sha256="1856c75b99d27e7b58899f0885103cee915d5e5771e3549244af003f9a50e265",
         ),
@@ -427,6 +429,42 @@ _FLORES200 = Dataset(
     ),
 )
 
+_OPUS100_URL = "https://data.statmt.org/opus-100-corpus/v1.0/supervised/en-hi"
+_OPUS100_PARTS = tuple((split, lang) for split in ("train", "dev", "test") for lang in ("en", "hi"))
+
+
+def _install_opus100(downloaded: dict[str, Path], target_dir: Path) -> list[Path]:
+    """Copy rather than move: the copy in downloads/ is what stops a rerun from fetching again."""
+    folder = target_dir / "opus100-en-hi"
+    folder.mkdir(parents=True, exist_ok=True)
+    installed = []
+    for split, lang in _OPUS100_PARTS:
+        dest = folder / f"{split}.{lang}"
+        part = _part_path(dest)
+        shutil.copyfile(downloaded[f"opus.en-hi-{split}.{lang}"], part)
+        os.replace(part, dest)
+        installed.append(dest)
+    return installed
+
+
+_OPUS100 = Dataset(
+    name="opus100-en-hi",
+    description="OPUS-100 v1.0 English-Hindi: train (534k pairs), dev (2000), test (2000)",
+    license=(
+        "OPUS-100 states no license of its own: it samples many OPUS corpora (subtitles, software "
+        "localisation, religious texts, ...) and each pair keeps its source corpus's terms; "
+        "see https://opus.nlpl.eu before redistributing or using it commercially"
+    ),
+    files=tuple(
+        RemoteFile(
+            name=f"opus.en-hi-{split}.{lang}",
+            urls=(f"{_OPUS100_URL}/opus.en-hi-{split}.{lang}",),
+        )
+        for split, lang in _OPUS100_PARTS
+    ),
+    install=_install_opus100,
+)
+
 DATASETS: dict[str, Dataset] = {
     dataset.name: dataset
     for dataset in (
@@ -434,6 +472,7 @@ DATASETS: dict[str, Dataset] = {
         _IITB,
         _TATOEBA,
         _FLORES200,
+        _OPUS100,
         _combine("en-hi", "The default bundle: IITB train/dev/test and Tatoeba", (_IITB, _TATOEBA)),
     )
 }
@@ -452,9 +491,7 @@ def download_dataset(
     `base_url` replaces the location of every URL but keeps its file name (for local mirrors
     and tests).
     """
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    dataset = DATASETS[name]
+    dataset = _lookup(name)
     target_dir = Path(target_dir)
     print(f"{dataset.name}: {dataset.description}\n  license: {dataset.license}")
     downloaded = {}
@@ -464,6 +501,56 @@ def download_dataset(
             remote, _rebase(remote.urls, base_url), target_dir / "downloads", retries, progress
         )
     return dataset.install(downloaded, target_dir)
+
+
+def ensure_files(
+    dataset: str,
+    root: Path,
+    needed: list[Path],
+    *,
+    base_url: str | None = None,
+    progress: bool = True,
+) -> None:
+    """Download `dataset` into `root` when any of `needed` (absolute or root-relative) is missing.
+
+    Training calls this so a fresh checkout downloads its corpora instead of failing; when
+    offline, the error names the command to run elsewhere. With `dataset` empty the reader
+    reports missing files itself.
+    """
+    root = Path(root)
+    missing = [root / path for path in needed if not (root / path).exists()]
+    if not missing or not dataset:
+        return
+    _lookup(dataset)
+    print(f"missing {_listed(missing, root)}: downloading {dataset} into {root}")
+    try:
+        download_dataset(dataset, root, base_url=base_url, progress=progress)
+    except UserError as error:
+        raise UserError(
+            f"could not download {dataset} into {root}: {error}. Fix: run `python -m seq2seq "
+            f"download {dataset} --dir {root}` on a machine with internet access and copy that "
+            "folder to this one, or pass --data-dir DIR to a folder that holds the files"
+        ) from error
+    still_missing = [path for path in missing if not path.exists()]
+    if still_missing:
+        raise UserError(
+            f"dataset {dataset} does not provide {_listed(still_missing, root)}; set "
+            "data.download to a dataset that does (see python -m seq2seq download --list) or "
+            "fix the path in the config"
+        )
+
+
+def _listed(paths: list[Path], root: Path) -> str:
+    """Paths relative to `root` where they lie under it: shorter and what the config says."""
+    return ", ".join(
+        str(path.relative_to(root)) if path.is_relative_to(root) else str(path) for path in paths
+    )
+
+
+def _lookup(name: str) -> Dataset:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[name]
 
 
 def _rebase(urls: tuple[str, ...], base_url: str | None) -> tuple[str, ...]:
