@@ -188,7 +188,8 @@ def save_attention_of(results, path: Path) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
-    from seq2seq.data.corpus import load_splits
+    from seq2seq.data.corpus import data_files, load_eval_sets
+    from seq2seq.data.sources import ensure_files
     from seq2seq.training import evaluate_tests
     from seq2seq.translator import Translator
 
@@ -196,8 +197,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else config.run_path / "best.pt"
     translator = Translator.from_checkpoint(checkpoint, device=config.training.device)
     translator.decoding = config.decoding
-    splits = load_splits(config.data, config.seed)
-    corpora = splits.tests if args.split == "test" else [c for c in [splits.dev] if c is not None]
+    ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
+    eval_sets = load_eval_sets(config.data, config.seed)
+    corpora = eval_sets.tests if args.split == "test" else [c for c in [eval_sets.dev] if c is not None]
     if not corpora:
         raise UserError(f"{args.config}: no {args.split} set in data.{args.split}")
     for name, scores in evaluate_tests(translator, corpora).items():

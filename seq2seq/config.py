@@ -43,6 +43,20 @@ class CleaningConfig:
     max_words: int = doc("drop pairs with more whitespace words on either side", 100)
     max_ratio: float = doc("drop pairs whose word-count ratio exceeds this (longer/shorter)", 3.0)
     ratio_slack: int = doc("words added to the shorter side before the ratio test (short pairs vary more)", 5)
+    src_script: Literal["", "latin", "devanagari"] = doc(
+        "script most letters of the source side must be in ('' = no check)", ""
+    )
+    tgt_script: Literal["", "latin", "devanagari"] = doc(
+        "script most letters of the target side must be in ('' = no check)", ""
+    )
+    min_script_share: float = doc("share of a side's letters that must be in its script", 0.5)
+    legacy_font: bool = doc(
+        "drop pairs whose Devanagari side holds legacy-font residue, mojibake or private-use characters", False
+    )
+    dedup: bool = doc("drop exact duplicate pairs (the first copy stays)", True)
+    remove_eval_overlap: bool = doc(
+        "drop training pairs whose source or target also appears in the dev or a test set", True
+    )
 
 
 @dataclass
@@ -55,6 +69,9 @@ class DataConfig:
     cleaning: CleaningConfig = doc("filters applied to training pairs", default_factory=CleaningConfig)
     max_src_pieces: int = doc("training pairs with longer source (in pieces) are dropped", 100)
     max_tgt_pieces: int = doc("training pairs with longer target (in pieces) are dropped", 100)
+    cache_dir: str = doc(
+        "folder of the encoded-corpus and vocabulary cache that later runs reuse ('' = inside the run folder)", "data/cache"
+    )
 
 
 @dataclass
@@ -379,6 +396,7 @@ def validate(config: Config, source: str) -> None:
         check(getattr(v, key) >= 8, f"vocab.{key}", f"must be at least 8, got {getattr(v, key)}")
     check(0.9 <= v.character_coverage <= 1.0, "vocab.character_coverage", "must be in [0.9, 1.0]")
     check(v.sample_size >= 0, "vocab.sample_size", "must be 0 (all) or positive")
+    check(0.0 < config.data.cleaning.min_script_share <= 1.0, "data.cleaning.min_script_share", "must be in (0, 1]")
     check(t.batch_size > 0, "training.batch_size", f"must be positive, got {t.batch_size}")
     check(t.lr > 0, "training.lr", f"must be positive, got {t.lr}")
     check(t.weight_decay >= 0, "training.weight_decay", "must be non-negative")

@@ -32,6 +32,14 @@ class World:
         if self.active:
             dist.barrier()
 
+    def broadcast(self, value: object) -> object:
+        """The main process's value, in every process."""
+        if not self.active:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def sum(self, value: float) -> float:
         """The sum of a number over all processes."""
         if not self.active:

@@ -20,14 +20,16 @@ from tqdm import tqdm
 from seq2seq.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
 from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
-from seq2seq.data.corpus import Corpus, Splits, load_splits
+from seq2seq.data.corpus import Corpus, check_files_exist, data_files, load_eval_sets
+from seq2seq.data.prepare import open_training_data, prepare_training_data
+from seq2seq.data.sources import ensure_files
 from seq2seq.distributed import World, init_world
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.plots import attention_figure
 from seq2seq.translator import Translator, select_device
-from seq2seq.vocab import PAD_ID, Vocab, train_vocab
+from seq2seq.vocab import PAD_ID
 
 log = logging.getLogger("seq2seq")
 
@@ -127,30 +129,6 @@ class StopRequest:
             signal.signal(number, handler)
 
 
-def prepare_vocabs(config: Config, splits: Splits, run_path: Path, world: World) -> tuple[Vocab, Vocab]:
-    """Train both SentencePiece models once per run (in the main process); later starts reuse the files."""
-    paths = {side: run_path / f"{side}.spm.model" for side in ("src", "tgt")}
-    if world.is_main:
-        for side, texts, size in (("src", splits.train.src, config.vocab.src_size),
-                                  ("tgt", splits.train.tgt, config.vocab.tgt_size)):
-            if not paths[side].is_file():
-                log.info("training the %s vocabulary (%s, %d pieces)", side, config.vocab.type, size)
-                proto = train_vocab(texts, size, config.vocab, config.seed).model_proto
-                atomic_write(paths[side], lambda stream, proto=proto: stream.write(proto))
-    world.barrier()
-    return Vocab(paths["src"].read_bytes()), Vocab(paths["tgt"].read_bytes())
-
-
-def encode_corpus(corpus: Corpus, src_vocab: Vocab, tgt_vocab: Vocab, max_src: int, max_tgt: int) -> EncodedCorpus:
-    """Piece ids of the pairs that fit the length limits."""
-    src, tgt = src_vocab.encode(corpus.src), tgt_vocab.encode(corpus.tgt)
-    keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_src and 0 < len(tgt[i]) <= max_tgt]
-    dropped = len(src) - len(keep)
-    if dropped:
-        log.info("dropped %d training pairs longer than %d/%d pieces", dropped, max_src, max_tgt)
-    return EncodedCorpus.from_lists([src[i] for i in keep], [tgt[i] for i in keep])
-
-
 def setup_logging(run_path: Path) -> None:
     """Console and run_path/train.log; messages go through tqdm so progress bars stay intact."""
 
@@ -214,7 +192,12 @@ class Trainer:
         self.world = init_world(self.device.type)
         if self.world.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
-        self.splits = load_splits(config.data, config.seed)  # data errors come before any file is written
+        self.started: float | None = time.monotonic()
+        if self.world.is_main:
+            ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
+        self.world.barrier()
+        check_files_exist(config.data)
+        self.eval_sets = load_eval_sets(config.data, config.seed)  # data errors come before any file is written
         existing = open_run_dir(self.run_path, resume, self.world)
         if self.world.is_main:
             setup_logging(self.run_path)
@@ -225,11 +208,10 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self._seed(config.seed)
-        log.info("training data: %s", self.splits.report.summary())
-        self.src_vocab, self.tgt_vocab = prepare_vocabs(config, self.splits, self.run_path, self.world)
-        self.train_data = encode_corpus(
-            self.splits.train, self.src_vocab, self.tgt_vocab, config.data.max_src_pieces, config.data.max_tgt_pieces
-        )
+        folder = prepare_training_data(config, self.eval_sets, self.run_path) if self.world.is_main else None
+        data = open_training_data(self.world.broadcast(folder), self.run_path)
+        log.info("training data: %s", data.report.summary())
+        self.src_vocab, self.tgt_vocab, self.train_data = data.src_vocab, data.tgt_vocab, data.corpus
         self.model = build_model(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(self.device)
         log.info("model: %s parameters, device %s", f"{count_parameters(self.model):,}", self.device)
         optimizer_class = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
@@ -312,6 +294,9 @@ class Trainer:
                 for batch_index in range(self.progress.batch_in_epoch, len(batches)):
                     batch = collate(self.train_data, batches[batch_index]).to(self.device)
                     loss, tokens = self._train_step(batch)
+                    if self.started is not None:  # start-up cost, which the data cache exists to keep small
+                        log.info("first update %.1f s after the trainer started", time.monotonic() - self.started)
+                        self.started = None
                     self.progress.batch_in_epoch = batch_index + 1
                     self.progress.elapsed = time.monotonic() - start
                     if loss is not None:
@@ -426,7 +411,7 @@ class Trainer:
     def _validate_and_save(self) -> bool:
         """Validate, keep best.pt and the periodic checkpoints; True when early stopping triggers."""
         t = self.config.training
-        if self.splits.dev is None:
+        if self.eval_sets.dev is None:
             self.save()
             return False
         dev_loss, scores = self.validate()
@@ -449,7 +434,7 @@ class Trainer:
         return bool(t.early_stopping_patience) and self.progress.bad_validations >= t.early_stopping_patience
 
     def validate(self) -> tuple[float, Scores]:
-        dev = self.splits.dev
+        dev = self.eval_sets.dev
         limit = self.config.training.valid_limit or len(dev)
         sources, references = dev.src[:limit], dev.tgt[:limit]
         dev_loss = self.dev_loss(sources, references)
@@ -503,9 +488,9 @@ def train(config: Config, resume: bool = False) -> Trainer:
     trainer = Trainer(config, resume)
     stop_reason = trainer.train()
     best = trainer.run_path / "best.pt"
-    if trainer.splits.tests and best.is_file() and not stop_reason.startswith("stopped by"):
+    if trainer.eval_sets.tests and best.is_file() and not stop_reason.startswith("stopped by"):
         translator = Translator.from_checkpoint(best, device=str(trainer.device))
-        for name, scores in evaluate_tests(translator, trainer.splits.tests).items():
+        for name, scores in evaluate_tests(translator, trainer.eval_sets.tests).items():
             log.info("test %s: %s", name, scores.summary())
     log.info("TensorBoard: tensorboard --logdir %s", trainer.config.run_dir)
     return trainer

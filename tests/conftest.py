@@ -44,7 +44,8 @@ def reversal_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_config(data_dir: Path, run_dir: Path, *overrides: str) -> Config:
     """configs/tiny.yaml pointed at generated data and a temporary run folder."""
-    return load_config(ROOT / "configs" / "tiny.yaml", [f"run_dir={run_dir}", *overrides], str(data_dir))
+    return load_config(ROOT / "configs" / "tiny.yaml",
+                       [f"run_dir={run_dir}", f"data.cache_dir={run_dir / 'cache'}", *overrides], str(data_dir))
 
 
 @pytest.fixture(scope="session")

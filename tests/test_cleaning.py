@@ -17,6 +17,7 @@ GOOD = [
     ("My favourite language is Python.", "मेरी पसंदीदा भाषा Python।"),
     ("2014", "२०१४"),
     ("The temperature was 40°C.", "तापमान 40°C था।"),
+    ("It was 40 degrees at noon.", "दोपहर में 40° था।"),  # real text: the sign only on one side
     ("I like the café near my house.", "मुझे मेरे घर के पास वाला café पसंद है।"),
 ]
 # "India is a vast country." typed in the Kruti Dev font: Devanagari glyphs on ASCII code points

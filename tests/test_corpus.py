@@ -1,4 +1,4 @@
-"""Reading, cleaning and splitting parallel corpora."""
+"""Reading and splitting parallel corpora, and gathering the evaluation sets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.config import CleaningConfig, CorpusConfig, DataConfig
-from seq2seq.data.corpus import CleaningReport, Corpus, clean, load_splits, read_corpus, split_holdout
+from seq2seq.config import CorpusConfig, DataConfig
+from seq2seq.data.corpus import (
+    Corpus, data_files, iter_pairs, load_eval_sets, read_corpus, split_holdout, training_pairs,
+)
 from seq2seq.errors import UserError
 
 
@@ -48,24 +50,6 @@ def test_missing_file_names_the_download_command_and_data_dir(tmp_path: Path) ->
     assert "python -m seq2seq download en-hi" in message and "--data-dir" in message
 
 
-def test_cleaning_drops_by_rule_and_reports_counts() -> None:
-    corpus = Corpus("c", ["ok pair", "", "a", " ".join(["w"] * 20), "one two", "x y z"],
-                    ["ठीक जोड़ी", "खाली", "क", "श", " ".join(["श"] * 30), "क ख ग"])
-    report = CleaningReport()
-    kept = clean(corpus, CleaningConfig(min_words=2, max_words=25, max_ratio=2.0, ratio_slack=1), report)
-    assert kept.src == ["ok pair", "x y z"]
-    assert report.kept == 2
-    assert report.dropped == {"empty": 1, "too short": 2, "too long": 1}
-    assert "kept 2 of 6 pairs" in report.summary()
-
-
-def test_length_ratio_rule() -> None:
-    report = CleaningReport()
-    corpus = Corpus("c", ["a b", "a b"], ["1 2 3 4 5 6 7", "1 2 3 4 5"])
-    kept = clean(corpus, CleaningConfig(max_ratio=1.5, ratio_slack=2), report)
-    assert kept.tgt == ["1 2 3 4 5"] and report.dropped == {"length ratio": 1}
-
-
 def test_holdout_groups_by_source_and_is_seeded() -> None:
     corpus = Corpus("t", ["a", "a", "b", "c", "d", "e"], ["1", "2", "3", "4", "5", "6"])
     train, test = split_holdout(corpus, 2, seed=3)
@@ -77,18 +61,34 @@ def test_holdout_groups_by_source_and_is_seeded() -> None:
     assert again_test.src == test.src and again_train.src == train.src
 
 
-def test_load_splits_mixes_upsamples_and_adds_heldout_test(tmp_path: Path) -> None:
+def test_heldout_pairs_are_a_test_set_and_never_training_pairs(tmp_path: Path) -> None:
     for name, count in (("big", 10), ("small", 6)):
         (tmp_path / f"{name}.en").write_text("".join(f"{name} sentence {i}\n" for i in range(count)))
         (tmp_path / f"{name}.hi").write_text("".join(f"वाक्य {i}\n" for i in range(count)))
+    small = CorpusConfig("small", src="small.en", tgt="small.hi", holdout=2, upsample=3)
     data = data_config(
         tmp_path,
-        train=[CorpusConfig("big", src="big.en", tgt="big.hi"),
-               CorpusConfig("small", src="small.en", tgt="small.hi", holdout=2, upsample=3)],
+        train=[CorpusConfig("big", src="big.en", tgt="big.hi"), small],
+        dev=CorpusConfig("dev", src="big.en", tgt="big.hi"),
         test=[CorpusConfig("big-test", src="big.en", tgt="big.hi")],
     )
-    splits = load_splits(data, seed=1)
-    assert len(splits.train) == 10 + 4 * 3
-    assert [c.name for c in splits.tests] == ["big-test", "small"]
-    assert len(splits.tests[1]) == 2
-    assert not set(splits.tests[1].src) & set(splits.train.src)
+    eval_sets = load_eval_sets(data, seed=1)
+    assert [c.name for c in eval_sets.tests] == ["big-test", "small"]
+    held = eval_sets.tests[1]
+    assert len(held) == 2
+    trained = list(training_pairs(small, data, seed=1))
+    assert len(trained) == 4 and not {src for src, _ in trained} & set(held.src)
+    assert len(list(eval_sets.sentences())) == 2 * (10 + 10 + 2)
+    assert data_files(data) == [tmp_path / n for n in ("big.en", "big.hi", "small.en", "small.hi", "big.en",
+                                                          "big.hi", "big.en", "big.hi")]
+
+
+def test_pairs_stream_lazily(tmp_path: Path) -> None:
+    """A reader that is not consumed has read nothing: big corpora never sit in memory whole."""
+    (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "a.hi").write_text("एक\nदो\n", encoding="utf-8")
+    pairs = iter_pairs(CorpusConfig("a", src="a.en", tgt="a.hi"), data_config(tmp_path))
+    assert next(pairs) == ("one", "एक")
+    (tmp_path / "a.en").unlink()
+    (tmp_path / "a.hi").unlink()
+    assert next(pairs) == ("two", "दो")  # the open handles keep streaming

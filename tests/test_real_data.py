@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ def test_loss_falls_on_real_data_and_tensorboard_has_the_curves(tmp_path: Path) 
     events = EventAccumulator(str(trainer.run_path))
     events.Reload()
     losses = [event.value for event in events.Scalars("train/loss")]
-    assert losses[-1] < losses[0] - 1.0, losses
+    # an untrained model scores about ln(1000) = 6.9 nats per token; 300 updates must take it well below
+    assert losses[-1] < losses[0] and losses[-1] < math.log(1000) - 1.5, losses
     assert {"train/loss", "train/perplexity", "train/learning_rate", "dev/loss", "dev/bleu", "dev/chrf"} <= set(
         events.Tags()["scalars"])
     assert "dev/attention" in events.Tags()["images"]

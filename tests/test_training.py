@@ -79,7 +79,7 @@ def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, overrides: tu
     translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
     for method in ("greedy", "beam"):
         translator.decoding = dataclasses.replace(translator.decoding, method=method)
-        scores = evaluate_tests(translator, trainer.splits.tests, progress=False)["reverse-test"]
+        scores = evaluate_tests(translator, trainer.eval_sets.tests, progress=False)["reverse-test"]
         assert scores.bleu >= 90, f"{method}: {scores.summary()}"
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +33,18 @@ class EncodedCorpus:
 
         return cls(*flatten(src), *flatten(tgt))
 
+    @classmethod
+    def open(cls, folder: Path) -> EncodedCorpus:
+        """Map a corpus written by EncodedCorpusWriter; pages load on demand and are shared by processes."""
+        dtype = np.dtype(json.loads((folder / "format.json").read_text())["dtype"])
+
+        def ids(name: str) -> np.ndarray:
+            path = folder / name
+            return np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
+
+        return cls(ids("src_ids.bin"), np.load(folder / "src_offsets.npy"),
+                   ids("tgt_ids.bin"), np.load(folder / "tgt_offsets.npy"))
+
     def __len__(self) -> int:
         return len(self.src_offsets) - 1
 
@@ -51,6 +66,38 @@ class EncodedCorpus:
         return EncodedCorpus.from_lists(
             [self.src(int(i)).tolist() for i in indices], [self.tgt(int(i)).tolist() for i in indices]
         )
+
+
+class EncodedCorpusWriter:
+    """Appends encoded pairs to flat files, so a corpus of any size is never whole in memory."""
+
+    def __init__(self, folder: Path, vocab_size: int):
+        self.folder = folder
+        self.dtype = np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32)
+        self._files = {side: (folder / f"{side}_ids.bin").open("wb") for side in ("src", "tgt")}
+        self._lengths: dict[str, list[np.ndarray]] = {"src": [], "tgt": []}
+
+    def append(self, src: list[list[int]], tgt: list[list[int]]) -> None:
+        for side, rows in (("src", src), ("tgt", tgt)):
+            lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+            flat = np.fromiter((i for r in rows for i in r), dtype=self.dtype, count=int(lengths.sum()))
+            self._files[side].write(flat.tobytes())
+            self._lengths[side].append(lengths)
+
+    def close(self) -> int:
+        """Flush the id files, write the offsets; returns the number of pairs."""
+        pairs = 0
+        for side, handle in self._files.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            lengths = np.concatenate(self._lengths[side]) if self._lengths[side] else np.zeros(0, np.int64)
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            np.save(self.folder / f"{side}_offsets.npy", offsets)
+            pairs = len(lengths)
+        (self.folder / "format.json").write_text(json.dumps({"dtype": self.dtype.name, "pairs": pairs}))
+        return pairs
 
 
 @dataclass

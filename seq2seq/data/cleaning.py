@@ -83,8 +83,10 @@ _PRIVATE_USE_OR_MOJIBAKE = re.compile("[\ue000-\uf8ffà](?:(?<=à)[¤¥]|(?<!à)
 # or a Devanagari digit right after an English word ("Python।") is ordinary text.
 _GLUED_LATIN = re.compile(f"[A-Za-z](?:(?<={_DEVANAGARI_LETTER}.)|(?={_DEVANAGARI_LETTER}))")
 # Kruti Dev and kin draw Devanagari glyphs on these code points ("ç" = प्र, "¼" = "(");
-# NBSP and the soft hyphen are left out because they are invisible, not glyphs.
-_LATIN_1_AND_EXTENDED = re.compile("[\u00a1-\u00ac\u00ae-\u02ff]")
+# NBSP and the soft hyphen are left out because they are invisible, not glyphs, and § © ° ² ´ ·
+# because real Hindi text uses them as they are (in the shared data: "40°" beside "40 degrees").
+_LATIN_1_AND_EXTENDED = re.compile("[\u00a1-\u00a6\u00a8\u00aa-\u00ac\u00ae\u00af\u00b1\u00b3\u00b5\u00b6"
+                                   "\u00b8-\u02ff]")
 
 
 def script_share(text: str, script: Literal["latin", "devanagari"]) -> float | None:

@@ -1,13 +1,15 @@
-"""Parallel corpora: read aligned files, clean training pairs, hold out test pairs."""
+"""Parallel corpora: stream aligned files, hold out test pairs, gather the evaluation sets."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq.config import CleaningConfig, CorpusConfig, DataConfig
+from seq2seq.config import CorpusConfig, DataConfig
 from seq2seq.errors import UserError
 
 
@@ -21,31 +23,17 @@ class Corpus:
         return len(self.src)
 
 
-@dataclass
-class CleaningReport:
-    """How many pairs each rule dropped, so a user can see what cleaning cost."""
-
-    kept: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    def drop(self, rule: str) -> None:
-        self.dropped[rule] = self.dropped.get(rule, 0) + 1
-
-    def summary(self) -> str:
-        total = self.kept + sum(self.dropped.values())
-        parts = ", ".join(f"{rule} {count}" for rule, count in sorted(self.dropped.items())) or "none"
-        return f"kept {self.kept:,} of {total:,} pairs; dropped: {parts}"
-
-
 def normalize_line(line: str) -> str:
     """NFC and collapsed whitespace: the same text always becomes the same pieces."""
     return " ".join(unicodedata.normalize("NFC", line).split())
 
 
-def _read_lines(path: Path) -> list[str]:
+def _lines(path: Path) -> Iterator[str]:
+    """Lines of a UTF-8 file without their ending; undecodable bytes become U+FFFD."""
     try:
         with path.open(encoding="utf-8", errors="replace", newline="\n") as handle:
-            return [line.rstrip("\n").rstrip("\r") for line in handle]
+            for line in handle:
+                yield line.rstrip("\n").rstrip("\r")
     except OSError as error:
         raise UserError(f"{path}: cannot read ({error.strerror})") from None
 
@@ -57,53 +45,57 @@ def missing_file_error(path: Path, relative: str, data: DataConfig) -> UserError
     return UserError(f"{path}: data file not found; " + " or ".join(fixes))
 
 
-def read_corpus(spec: CorpusConfig, data: DataConfig) -> Corpus:
-    """Read one corpus; misaligned files are an error that names both line counts."""
+def corpus_files(spec: CorpusConfig) -> list[str]:
+    """The files of one corpus, relative to data.root."""
+    return [spec.tsv] if spec.tsv else [spec.src, spec.tgt]
+
+
+def data_files(data: DataConfig) -> list[Path]:
+    """Every file a config reads: training, dev and test corpora."""
+    specs = [*data.train, *([data.dev] if data.dev is not None else []), *data.test]
+    return [Path(data.root) / name for spec in specs for name in corpus_files(spec)]
+
+
+def check_files_exist(data: DataConfig) -> None:
+    """Fail on the first missing file before anything is read or written."""
+    for spec in [*data.train, *([data.dev] if data.dev is not None else []), *data.test]:
+        for relative in corpus_files(spec):
+            if not (Path(data.root) / relative).is_file():
+                raise missing_file_error(Path(data.root) / relative, relative, data)
+
+
+def iter_pairs(spec: CorpusConfig, data: DataConfig) -> Iterator[tuple[str, str]]:
+    """Normalised (source, target) pairs of one corpus, streamed so any size fits in memory."""
     root = Path(data.root)
+    for relative in corpus_files(spec):
+        if not (root / relative).is_file():
+            raise missing_file_error(root / relative, relative, data)
     if spec.tsv:
         path = root / spec.tsv
-        if not path.is_file():
-            raise missing_file_error(path, spec.tsv, data)
-        src, tgt = [], []
-        for number, line in enumerate(_read_lines(path), 1):
+        for number, line in enumerate(_lines(path), 1):
             fields = line.split("\t")
             if len(fields) < 2:
                 raise UserError(f"{path}:{number}: expected source<TAB>target, found {len(fields)} field(s)")
-            src.append(normalize_line(fields[0]))
-            tgt.append(normalize_line(fields[1]))
-        return Corpus(spec.name, src, tgt)
+            yield normalize_line(fields[0]), normalize_line(fields[1])
+        return
     src_path, tgt_path = root / spec.src, root / spec.tgt
-    for path, relative in ((src_path, spec.src), (tgt_path, spec.tgt)):
-        if not path.is_file():
-            raise missing_file_error(path, relative, data)
-    src = [normalize_line(line) for line in _read_lines(src_path)]
-    tgt = [normalize_line(line) for line in _read_lines(tgt_path)]
-    if len(src) != len(tgt):
-        raise UserError(
-            f"{src_path} has {len(src):,} lines but {tgt_path} has {len(tgt):,}; "
-            "the two sides must be aligned line by line"
-        )
-    return Corpus(spec.name, src, tgt)
+    for src, tgt in itertools.zip_longest(_lines(src_path), _lines(tgt_path)):
+        if src is None or tgt is None:
+            raise UserError(
+                f"{src_path} has {_count_lines(src_path):,} lines but {tgt_path} has {_count_lines(tgt_path):,}; "
+                "the two sides must be aligned line by line"
+            )
+        yield normalize_line(src), normalize_line(tgt)
 
 
-def clean(corpus: Corpus, rules: CleaningConfig, report: CleaningReport) -> Corpus:
-    """Drop empty, too short, too long and badly length-matched pairs."""
-    src_kept, tgt_kept = [], []
-    for src, tgt in zip(corpus.src, corpus.tgt):
-        src_words, tgt_words = len(src.split()), len(tgt.split())
-        if src_words == 0 or tgt_words == 0:
-            report.drop("empty")
-        elif min(src_words, tgt_words) < rules.min_words:
-            report.drop("too short")
-        elif max(src_words, tgt_words) > rules.max_words:
-            report.drop("too long")
-        elif max(src_words, tgt_words) > rules.max_ratio * min(src_words, tgt_words) + rules.ratio_slack:
-            report.drop("length ratio")
-        else:
-            src_kept.append(src)
-            tgt_kept.append(tgt)
-    report.kept += len(src_kept)
-    return Corpus(corpus.name, src_kept, tgt_kept)
+def _count_lines(path: Path) -> int:
+    return sum(1 for _ in _lines(path))
+
+
+def read_corpus(spec: CorpusConfig, data: DataConfig) -> Corpus:
+    """One corpus in memory (dev, test and held-out sets are small)."""
+    pairs = list(iter_pairs(spec, data))
+    return Corpus(spec.name, [src for src, _ in pairs], [tgt for _, tgt in pairs])
 
 
 def split_holdout(corpus: Corpus, count: int, seed: int) -> tuple[Corpus, Corpus]:
@@ -126,30 +118,31 @@ def split_holdout(corpus: Corpus, count: int, seed: int) -> tuple[Corpus, Corpus
     )
 
 
+def training_pairs(spec: CorpusConfig, data: DataConfig, seed: int) -> Iterator[tuple[str, str]]:
+    """The pairs of one training corpus that are not held out, before cleaning."""
+    if not spec.holdout:
+        yield from iter_pairs(spec, data)
+        return
+    kept, _ = split_holdout(read_corpus(spec, data), spec.holdout, seed)
+    yield from zip(kept.src, kept.tgt)
+
+
 @dataclass
-class Splits:
-    train: Corpus
+class EvalSets:
+    """Dev and test corpora of a config, held-out test sets included."""
+
     dev: Corpus | None
     tests: list[Corpus]
-    report: CleaningReport
+
+    def sentences(self) -> Iterator[str]:
+        """Both sides of every evaluation pair (training pairs that match them are dropped)."""
+        for corpus in [*([self.dev] if self.dev is not None else []), *self.tests]:
+            yield from corpus.src
+            yield from corpus.tgt
 
 
-def load_splits(data: DataConfig, seed: int) -> Splits:
-    """All corpora of a config: the cleaned training mix, dev, and every test set."""
-    report = CleaningReport()
-    train_src: list[str] = []
-    train_tgt: list[str] = []
-    tests = []
-    for spec in data.train:
-        corpus = read_corpus(spec, data)
-        if spec.holdout:
-            corpus, held = split_holdout(corpus, spec.holdout, seed)
-            tests.append(held)
-        corpus = clean(corpus, data.cleaning, report)
-        train_src.extend(corpus.src * spec.upsample)
-        train_tgt.extend(corpus.tgt * spec.upsample)
+def load_eval_sets(data: DataConfig, seed: int) -> EvalSets:
+    """Read dev and test sets, and cut the held-out test sets out of their training corpora."""
+    held = [split_holdout(read_corpus(spec, data), spec.holdout, seed)[1] for spec in data.train if spec.holdout]
     dev = read_corpus(data.dev, data) if data.dev is not None else None
-    tests = [read_corpus(spec, data) for spec in data.test] + tests
-    if not train_src:
-        raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
-    return Splits(Corpus("train", train_src, train_tgt), dev, tests, report)
+    return EvalSets(dev, [read_corpus(spec, data) for spec in data.test] + held)

@@ -1,0 +1,222 @@
+"""Training data made once per content: cleaned pairs -> SentencePiece models -> memory-mapped ids.
+
+Each product is cached under `data.cache_dir` in a folder named by a hash of everything that
+decides it (file contents, corpus specs, cleaning rules, vocabulary settings, the models
+themselves), so later runs and every torchrun process reuse it, and a change anywhere makes
+a new one. Nothing here holds the whole corpus in memory: pairs stream through cleaning and
+encoding in chunks, and SentencePiece trains on a reservoir sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from seq2seq.config import Config
+from seq2seq.data.batching import EncodedCorpus, EncodedCorpusWriter
+from seq2seq.data.cleaning import PairFilter
+from seq2seq.data.corpus import EvalSets, data_files, training_pairs
+from seq2seq.errors import UserError
+from seq2seq.vocab import Vocab, train_vocab
+
+log = logging.getLogger("seq2seq")
+
+# Pairs encoded per SentencePiece call: large enough to amortise the call, small enough to stay lean.
+CHUNK_PAIRS = 20_000
+VOCAB_FILES = {"src": "src.spm.model", "tgt": "tgt.spm.model"}
+
+
+@dataclass
+class CleaningReport:
+    """How many pairs each rule dropped, so a user can see what cleaning cost."""
+
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, rule: str, count: int = 1) -> None:
+        self.dropped[rule] = self.dropped.get(rule, 0) + count
+
+    def summary(self) -> str:
+        total = self.kept + sum(self.dropped.values())
+        parts = ", ".join(f"{rule} {count:,}" for rule, count in sorted(self.dropped.items())) or "none"
+        return f"kept {self.kept:,} of {total:,} pairs; dropped: {parts}"
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def data_fingerprint(config: Config) -> str:
+    """What decides the cleaned training pairs: the bytes of every file read, the specs, rules and seed."""
+    data = config.data
+    contents = {str(path.relative_to(data.root)): file_digest(path) for path in data_files(data)}
+    specs = [dataclasses.asdict(spec) for spec in data.train]
+    return _key(contents, specs, dataclasses.asdict(data.cleaning), config.seed)
+
+
+def cleaned_pairs(config: Config, eval_sets: EvalSets, report: CleaningReport) -> Iterator[tuple[int, str, str]]:
+    """(corpus index, source, target) of every training pair that passes cleaning, in file order."""
+    pair_filter = PairFilter(config.data.cleaning, eval_sets.sentences())
+    for index, spec in enumerate(config.data.train):
+        for src, tgt in tqdm(training_pairs(spec, config.data, config.seed), desc=f"reading {spec.name}",
+                             unit=" pairs", unit_scale=True, leave=False, mininterval=1.0):
+            reason = pair_filter.reject_reason(src, tgt)
+            if reason is None:
+                report.kept += 1
+                yield index, src, tgt
+            else:
+                report.drop(reason)
+
+
+def vocab_sample(config: Config, eval_sets: EvalSets) -> tuple[list[str], list[str]]:
+    """A uniform sample of vocab.sample_size cleaned pairs (reservoir sampling: one pass, bounded memory)."""
+    size = config.vocab.sample_size
+    rng = random.Random(config.seed)
+    src: list[str] = []
+    tgt: list[str] = []
+    for seen, (_, s, t) in enumerate(cleaned_pairs(config, eval_sets, CleaningReport())):
+        if not size or seen < size:
+            src.append(s)
+            tgt.append(t)
+            continue
+        slot = rng.randrange(seen + 1)
+        if slot < size:
+            src[slot], tgt[slot] = s, t
+    return src, tgt
+
+
+def _publish(staging: Path, folder: Path) -> None:
+    """Rename a finished folder into place; if another process got there first, theirs stays."""
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging(cache: Path, name: str) -> Path:
+    staging = cache / f".{name}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: Path) -> Path:
+    """The folder of both SentencePiece models for this data and vocab config, trained if new."""
+    folder = cache / f"vocab-{_key(fingerprint, dataclasses.asdict(config.vocab), config.seed)}"
+    if all((folder / name).is_file() for name in VOCAB_FILES.values()):
+        log.info("vocabularies: reusing %s", folder)
+        return folder
+    src, tgt = vocab_sample(config, eval_sets)
+    if not src:
+        raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
+    staging = _staging(cache, folder.name)
+    for side, texts, size in (("src", src, config.vocab.src_size), ("tgt", tgt, config.vocab.tgt_size)):
+        log.info("training the %s vocabulary (%s, %d pieces) on %s sentences", side, config.vocab.type, size,
+                 f"{len(texts):,}")
+        (staging / VOCAB_FILES[side]).write_bytes(train_vocab(texts, size, config.vocab, config.seed).model_proto)
+        texts.clear()
+    _publish(staging, folder)
+    return folder
+
+
+def encode_training_pairs(
+    config: Config, eval_sets: EvalSets, src_vocab: Vocab, tgt_vocab: Vocab, folder: Path
+) -> CleaningReport:
+    """Stream cleaned pairs through SentencePiece into the flat id files of `folder`."""
+    data = config.data
+    report = CleaningReport()
+    writer = EncodedCorpusWriter(folder, max(len(src_vocab), len(tgt_vocab)))
+    chunk: list[tuple[str, str]] = []
+    chunk_corpus = 0
+
+    def flush() -> None:
+        src_ids = src_vocab.encode([s for s, _ in chunk])
+        tgt_ids = tgt_vocab.encode([t for _, t in chunk])
+        keep = [i for i in range(len(chunk))
+                if 0 < len(src_ids[i]) <= data.max_src_pieces and 0 < len(tgt_ids[i]) <= data.max_tgt_pieces]
+        if len(keep) < len(chunk):
+            report.kept -= len(chunk) - len(keep)
+            report.drop("too many pieces", len(chunk) - len(keep))
+        for _ in range(data.train[chunk_corpus].upsample):
+            writer.append([src_ids[i] for i in keep], [tgt_ids[i] for i in keep])
+        chunk.clear()
+
+    for index, src, tgt in cleaned_pairs(config, eval_sets, report):
+        if chunk and (index != chunk_corpus or len(chunk) >= CHUNK_PAIRS):
+            flush()
+        chunk_corpus = index
+        chunk.append((src, tgt))
+    if chunk:
+        flush()
+    pairs = writer.close()
+    log.info("encoded %s training pairs (upsampling included) into %s", f"{pairs:,}", folder)
+    return report
+
+
+def prepare_training_data(config: Config, eval_sets: EvalSets, run_path: Path) -> Path:
+    """Make sure the run folder holds both vocabularies and the encoded corpus exists; returns its folder.
+
+    Runs in the main process only. A resumed run keeps the models already in its folder.
+    """
+    cache = Path(config.data.cache_dir) if config.data.cache_dir else run_path / "data"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"data.cache_dir: cannot create {cache} ({error.strerror})") from None
+    log.info("hashing the data files")
+    fingerprint = data_fingerprint(config)
+    if not all((run_path / name).is_file() for name in VOCAB_FILES.values()):
+        vocab_folder = cached_vocabs(config, eval_sets, fingerprint, cache)
+        for name in VOCAB_FILES.values():
+            partial = run_path / f".{name}.tmp"
+            shutil.copyfile(vocab_folder / name, partial)
+            os.replace(partial, run_path / name)
+    src_proto, tgt_proto = ((run_path / VOCAB_FILES[side]).read_bytes() for side in ("src", "tgt"))
+    limits = (config.data.max_src_pieces, config.data.max_tgt_pieces)
+    folder = cache / f"corpus-{_key(fingerprint, hashlib.sha256(src_proto + tgt_proto).hexdigest(), limits)}"
+    if (folder / "report.json").is_file():
+        log.info("encoded corpus: reusing %s", folder)
+        return folder
+    staging = _staging(cache, folder.name)
+    report = encode_training_pairs(config, eval_sets, Vocab(src_proto), Vocab(tgt_proto), staging)
+    if report.kept == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
+    (staging / "report.json").write_text(json.dumps(dataclasses.asdict(report)))
+    _publish(staging, folder)
+    return folder
+
+
+@dataclass
+class TrainingData:
+    corpus: EncodedCorpus
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    report: CleaningReport
+
+
+def open_training_data(folder: Path, run_path: Path) -> TrainingData:
+    """The memory-mapped corpus and the run's vocabularies (every process calls this)."""
+    report = CleaningReport(**json.loads((folder / "report.json").read_text()))
+    src_vocab, tgt_vocab = (Vocab((run_path / VOCAB_FILES[side]).read_bytes()) for side in ("src", "tgt"))
+    return TrainingData(EncodedCorpus.open(folder), src_vocab, tgt_vocab, report)

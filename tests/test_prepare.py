@@ -1,0 +1,146 @@
+"""Training data prepared once: cleaning, vocabularies on a sample, the memory-mapped cache and its keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import seq2seq.data.prepare as prepare
+from seq2seq.config import Config
+from seq2seq.data.batching import EncodedCorpus
+from seq2seq.data.corpus import load_eval_sets
+from seq2seq.errors import UserError
+from seq2seq.vocab import Vocab
+from conftest import tiny_config, write_reversal_task
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    folder = write_reversal_task(tmp_path / "data", train=300, dev=20, test=20)
+    # an exact duplicate and a pair equal to a dev pair: cleaning must drop both
+    with (folder / "train.src").open("a") as src, (folder / "train.tgt").open("a") as tgt:
+        first_src, dev_src = (folder / "train.src").read_text().splitlines()[0], (folder / "dev.src").read_text()
+        first_tgt = (folder / "train.tgt").read_text().splitlines()[0]
+        src.write(f"{first_src}\n{dev_src.splitlines()[0]}\n")
+        tgt.write(f"{first_tgt}\n{(folder / 'dev.tgt').read_text().splitlines()[0]}\n")
+    return folder
+
+
+def make_config(data_dir: Path, run_root: Path, *overrides: str) -> Config:
+    config = tiny_config(data_dir, run_root, f"data.cache_dir={run_root.parent / 'cache'}", *overrides)
+    config.run_path.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def prepared(config: Config) -> tuple[Path, prepare.TrainingData]:
+    eval_sets = load_eval_sets(config.data, config.seed)
+    folder = prepare.prepare_training_data(config, eval_sets, config.run_path)
+    return folder, prepare.open_training_data(folder, config.run_path)
+
+
+def test_encoded_cache_holds_exactly_the_cleaned_pairs(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "runs")
+    folder, data = prepared(config)
+    assert data.report.dropped.get("duplicate") == 1 and data.report.dropped.get("eval overlap") >= 1
+    assert data.report.kept == len(data.corpus) == 302 - sum(data.report.dropped.values())
+    assert isinstance(data.corpus.src_ids, np.memmap) and data.corpus.src_ids.dtype == np.uint16
+    sources = (data_dir / "train.src").read_text().splitlines()
+    expected = data.src_vocab.encode(sources[:3])
+    assert [data.corpus.src(i).tolist() for i in range(3)] == expected
+    assert (config.run_path / "src.spm.model").read_bytes() == (
+        next(folder.parent.glob("vocab-*")) / "src.spm.model").read_bytes()
+
+
+def test_upsampling_repeats_a_corpus_without_counting_it_as_duplicates(data_dir: Path, tmp_path: Path) -> None:
+    once = prepared(make_config(data_dir, tmp_path / "a"))[1]
+    twice = prepared(make_config(data_dir, tmp_path / "b", "data.train=[{name: r, src: train.src, tgt: "
+                                                            "train.tgt, upsample: 2}]"))[1]
+    assert len(twice.corpus) == 2 * len(once.corpus)
+    assert twice.report.kept == once.report.kept
+    assert twice.corpus.tgt(len(once.corpus)).tolist() == twice.corpus.tgt(0).tolist()
+
+
+def test_a_second_run_reuses_vocabularies_and_corpus(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_folder, first = prepared(make_config(data_dir, tmp_path / "a"))
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(prepare, "train_vocab", forbidden)
+    monkeypatch.setattr(prepare, "encode_training_pairs", forbidden)
+    second_folder, second = prepared(make_config(data_dir, tmp_path / "b"))
+    assert second_folder == first_folder
+    assert second.src_vocab.model_proto == first.src_vocab.model_proto
+    assert np.array_equal(second.corpus.tgt_ids, first.corpus.tgt_ids)
+
+
+def test_changed_data_or_settings_make_a_new_cache_entry(data_dir: Path, tmp_path: Path) -> None:
+    base, _ = prepared(make_config(data_dir, tmp_path / "a"))
+    limited, data = prepared(make_config(data_dir, tmp_path / "b", "data.max_tgt_pieces=12"))
+    assert limited != base and data.report.dropped.get("too many pieces", 0) > 0
+    assert max(np.diff(data.corpus.tgt_offsets)) <= 12
+    with (data_dir / "train.src").open("a") as src, (data_dir / "train.tgt").open("a") as tgt:
+        src.write("alpha bravo\n")
+        tgt.write("bravo alpha\n")
+    changed, _ = prepared(make_config(data_dir, tmp_path / "c"))
+    assert changed not in (base, limited)
+    assert len(list((tmp_path / "cache").glob("vocab-*"))) == 2  # new text, new vocabulary
+
+
+def test_a_resumed_run_keeps_its_own_vocabularies(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "a")
+    prepared(config)
+    own = Vocab((config.run_path / "tgt.spm.model").read_bytes())
+    for folder in (tmp_path / "cache").iterdir():
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+    _, again = prepared(config)
+    assert again.tgt_vocab.model_proto == own.model_proto
+
+
+def test_vocab_sample_is_a_seeded_aligned_subset(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "a", "vocab.sample_size=25")
+    eval_sets = load_eval_sets(config.data, config.seed)
+    src, tgt = prepare.vocab_sample(config, eval_sets)
+    assert len(src) == len(tgt) == 25
+    assert all(s.split() == list(reversed(t.split())) for s, t in zip(src, tgt))
+    assert (src, tgt) == prepare.vocab_sample(config, eval_sets)
+    lines = (data_dir / "train.src").read_text().splitlines()
+    assert src != lines[:25]  # a sample of the whole stream, not its head
+
+
+def test_empty_cache_dir_keeps_the_data_in_the_run_folder(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "a", "data.cache_dir=''")
+    folder, data = prepared(config)
+    assert folder.parent == config.run_path / "data" and len(data.corpus) > 0
+
+
+def test_unusable_cache_dir_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    config = make_config(data_dir, tmp_path / "a", f"data.cache_dir={tmp_path / 'file' / 'cache'}")
+    with pytest.raises(UserError, match="data.cache_dir: cannot create"):
+        prepared(config)
+
+
+def test_nothing_left_after_cleaning_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "a", "data.cleaning.min_words=50")
+    with pytest.raises(UserError, match="no training pairs are left after cleaning"):
+        prepared(config)
+
+
+def test_writer_round_trips_rows_of_any_length(tmp_path: Path) -> None:
+    from seq2seq.data.batching import EncodedCorpusWriter
+
+    writer = EncodedCorpusWriter(tmp_path, vocab_size=70_000)
+    writer.append([[1, 2, 3], [69_999]], [[4], [5, 6]])
+    writer.append([[7]], [[8, 9, 10, 11]])
+    assert writer.close() == 3
+    corpus = EncodedCorpus.open(tmp_path)
+    assert corpus.src_ids.dtype == np.int32  # ids above 65,535 need 32 bits
+    assert [corpus.src(i).tolist() for i in range(3)] == [[1, 2, 3], [69_999], [7]]
+    assert [corpus.tgt(i).tolist() for i in range(3)] == [[4], [5, 6], [8, 9, 10, 11]]
