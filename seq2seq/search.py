@@ -82,42 +82,49 @@ def pick_tokens(
 def sample_or_greedy(
     model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
 ) -> list[list[Hypothesis]]:
-    batch = src.size(0)
+    batch, device = src.size(0), src.device
     memory, state = model.encode(src, src_lengths)
-    limits = output_limits(src_lengths, config).to(src.device)
+    limits = output_limits(src_lengths, config).to(device)
     generator = None
     if config.method == "sample":
-        generator = torch.Generator(device=src.device)
+        generator = torch.Generator(device=device)
         generator.manual_seed(config.seed)
-    active = torch.arange(batch, device=src.device)
-    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    outputs: list[list[int]] = [[] for _ in range(batch)]
-    scores = [0.0] * batch
-    attention: list[list[torch.Tensor]] = [[] for _ in range(batch)]
-    step = 0
-    while active.numel() > 0:
+    active = torch.arange(batch, device=device)  # the original index of each sentence still decoding
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
+    outputs = torch.full((batch, int(limits.max())), PAD_ID, dtype=torch.long, device=device)
+    scores = torch.zeros(batch, dtype=torch.float64, device=device)
+    attention_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for step in range(outputs.size(1)):
         logits, state, weights = model.step(tokens, state, memory)
         log_probs = constrain(logits.float().log_softmax(dim=-1), step, limits, config.min_len)
         chosen = pick_tokens(logits, log_probs, config, generator)
-        chosen_scores = log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1)
-        for row, (sentence, token, score) in enumerate(
-            zip(active.tolist(), chosen.tolist(), chosen_scores.tolist())
-        ):
-            outputs[sentence].append(token)
-            scores[sentence] += score
-            if record_attention and weights is not None:
-                attention[sentence].append(weights[row].float().cpu())
+        outputs[active, step] = chosen
+        scores.index_add_(0, active, log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1).double())
+        if record_attention and weights is not None:
+            attention_steps.append((active, weights.float().cpu()))
         keep = chosen != EOS_ID
         if not bool(keep.all()):
             index = keep.nonzero().squeeze(1)
+            if index.numel() == 0:
+                break
             active, chosen, limits = active[index], chosen[index], limits[index]
             state, memory = state.select(index), memory.select(index)
         tokens = chosen
-        step += 1
-    return [
-        [Hypothesis(outputs[b][:-1], scores[b], torch.stack(attention[b]) if attention[b] else None)]
-        for b in range(batch)
-    ]
+    rows = outputs.tolist()
+    attention = _attention_by_sentence(attention_steps, batch)
+    return [[Hypothesis(row[: row.index(EOS_ID)], score, attention[b])]
+            for b, (row, score) in enumerate(zip(rows, scores.tolist()))]
+
+
+def _attention_by_sentence(
+    steps: list[tuple[torch.Tensor, torch.Tensor]], batch: int
+) -> list[torch.Tensor | None]:
+    """Per sentence, its attention rows of every step it was active: (steps, src_len)."""
+    rows: list[list[torch.Tensor]] = [[] for _ in range(batch)]
+    for active, weights in steps:
+        for row, sentence in enumerate(active.tolist()):
+            rows[sentence].append(weights[row])
+    return [torch.stack(r) if r else None for r in rows]
 
 
 def beam_search(
@@ -125,8 +132,10 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Beam search in which finished hypotheses leave the beam, so K live ones are always explored.
 
-    A sentence stops when it has n_best finished hypotheses and no live one can still
-    beat them: a live score only falls, and the length penalty is at most that of the limit.
+    A sentence stops once it has n_best finished hypotheses and its best live one, scored
+    as if it ended at the next step, cannot beat them. Live log-probabilities only fall, so
+    this is exact for alpha = 0; with a length penalty a hypothesis could in principle
+    still win by growing much longer, which beam search is known to over-reward anyway.
     """
     batch, beam, device = src.size(0), config.beam_size, src.device
     alpha = config.length_penalty
@@ -141,8 +150,10 @@ def beam_search(
     attention_history: torch.Tensor | None = None
     tokens = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    step = 0
-    while sentences.numel() > 0:
+    # per sentence: the n_best-th best finished score, -inf until there are n_best of them
+    threshold = torch.full((batch,), -math.inf, device=device)
+    row_offsets = torch.arange(batch, device=device).unsqueeze(1)
+    for step in range(int(limits_all.max())):
         active = sentences.numel()
         limits = limits_all[sentences].repeat_interleave(beam)
         logits, state, weights = model.step(tokens, state, memory)
@@ -152,7 +163,7 @@ def beam_search(
         top_scores, top_index = candidates.topk(2 * beam, dim=1)  # (active, 2 * beam)
         origin = top_index // vocab
         top_tokens = top_index % vocab
-        flat_origin = (origin + torch.arange(active, device=device).unsqueeze(1) * beam).view(-1)
+        flat_origin = (origin + row_offsets[:active] * beam).view(-1)
         if record_attention and weights is not None:
             rows = weights.float().unsqueeze(1)
             attention_history = rows if attention_history is None else torch.cat([attention_history, rows], 1)
@@ -161,29 +172,28 @@ def beam_search(
 
         ends = (top_tokens == EOS_ID) & torch.isfinite(top_scores)
         ends[:, beam:] = False  # only candidates ranked within the beam may finish
-        for a, c in ends.nonzero().tolist():
-            sentence = int(sentences[a])
-            length = step + 1
-            attention = attention_history[a, c].cpu() if attention_history is not None else None
-            finished[sentence].append(Hypothesis(
-                new_history[a, c, :-1].tolist(), float(top_scores[a, c]) / length_penalty(length, alpha), attention,
-            ))
+        if bool(ends.any()):
+            _collect(finished, threshold, ends, sentences, top_scores, new_history, attention_history,
+                     length_penalty(step + 1, alpha), config.n_best)
 
         # the best `beam` candidates that did not end become the live beams
         continuing = top_scores.masked_fill(top_tokens == EOS_ID, -math.inf)
         live_scores, keep = continuing.topk(beam, dim=1)  # (active, beam)
-        chosen = keep + torch.arange(active, device=device).unsqueeze(1) * 2 * beam
-        history = new_history.view(active * 2 * beam, -1)[chosen.view(-1)]
+        chosen = (keep + row_offsets[:active] * 2 * beam).view(-1)
+        history = new_history.view(active * 2 * beam, -1)[chosen]
         if attention_history is not None:
-            attention_history = attention_history.view(active * 2 * beam, step + 1, -1)[chosen.view(-1)]
+            attention_history = attention_history.view(active * 2 * beam, step + 1, -1)[chosen]
         state_index = flat_origin.view(active, 2 * beam).gather(1, keep).view(-1)
         state, memory = state.select(state_index), memory.select(state_index)
         tokens = top_tokens.gather(1, keep).view(-1)
-        step += 1
 
-        done = _done(finished, sentences, live_scores, limits_all, config)
+        best_live = live_scores.max(dim=1).values
+        hopeless = best_live / length_penalty(step + 2, alpha) <= threshold[sentences]
+        done = hopeless | ~torch.isfinite(best_live)
         if bool(done.any()):
             stay = (~done).nonzero().squeeze(1)
+            if stay.numel() == 0:
+                break
             rows = (stay.unsqueeze(1) * beam + torch.arange(beam, device=device)).view(-1)
             sentences, live_scores = sentences[stay], live_scores[stay]
             history, tokens = history[rows], tokens[rows]
@@ -193,22 +203,19 @@ def beam_search(
     return [sorted(hyps, key=lambda h: -h.score)[: config.n_best] for hyps in finished]
 
 
-def _done(
-    finished: list[list[Hypothesis]], sentences: torch.Tensor, live_scores: torch.Tensor,
-    limits: torch.Tensor, config: DecodingConfig,
-) -> torch.Tensor:
-    """Which active sentences can stop: enough finished, and no live beam can beat them."""
-    best_live = live_scores.max(dim=1).values.tolist()
-    done = []
-    for row, sentence in enumerate(sentences.tolist()):
-        hyps = finished[sentence]
-        if not math.isfinite(best_live[row]):
-            done.append(True)
-            continue
-        if len(hyps) < config.n_best:
-            done.append(False)
-            continue
-        worst_kept = sorted((h.score for h in hyps), reverse=True)[config.n_best - 1]
-        bound = best_live[row] / length_penalty(int(limits[sentence]), config.length_penalty)
-        done.append(bound <= worst_kept)
-    return torch.tensor(done, device=live_scores.device)
+def _collect(
+    finished: list[list[Hypothesis]], threshold: torch.Tensor, ends: torch.Tensor, sentences: torch.Tensor,
+    scores: torch.Tensor, history: torch.Tensor, attention: torch.Tensor | None, penalty: float, n_best: int,
+) -> None:
+    """Move the candidates that just emitted EOS into `finished`, and raise each sentence's threshold."""
+    positions = ends.nonzero().tolist()
+    picked = [a * ends.size(1) + c for a, c in positions]
+    texts = history.view(-1, history.size(-1))[picked, :-1].tolist()
+    values = (scores.view(-1)[picked].double() / penalty).tolist()
+    originals = sentences.tolist()
+    for (a, c), tokens, value in zip(positions, texts, values):
+        sentence = originals[a]
+        weights = attention[a, c].cpu() if attention is not None else None
+        finished[sentence].append(Hypothesis(tokens, value, weights))
+        if len(finished[sentence]) >= n_best:
+            threshold[sentence] = sorted((h.score for h in finished[sentence]), reverse=True)[n_best - 1]
