@@ -45,11 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--batch-size", type=int)
     translate.add_argument("--attention", metavar="PNG", help="save the attention heatmap of the first sentence")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    translate.add_argument("--quantize", action="store_true",
+                           help="decode with int8 weights on the CPU: faster there, chrF within 0.1 of float on "
+                                "IITB test; --device auto then means cpu, and cuda or mps is an error")
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on the config's dev or test sets")
     add_config_arguments(evaluate)
     evaluate.add_argument("--split", choices=["dev", "test"], default="test")
     evaluate.add_argument("--checkpoint", help="model file (default: the run's best.pt)")
+    evaluate.add_argument("--quantize", action="store_true",
+                          help="score the int8 model that translate --quantize uses (on the CPU, "
+                               "whatever training.device says)")
 
     download = commands.add_parser("download", help="fetch a public corpus into the data folder")
     download.add_argument("name", help="dataset name, e.g. en-hi (see --list)", nargs="?")
@@ -131,7 +137,7 @@ def run_translate(args: argparse.Namespace) -> int:
     if "beam_size" in overrides or ("n_best" in overrides and overrides["n_best"] > 1):
         overrides.setdefault("method", "beam")
     checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
-    translator = Translator.from_checkpoint(checkpoint, device=args.device, **overrides)
+    translator = Translator.from_checkpoint(checkpoint, device=args.device, quantize=args.quantize, **overrides)
     check_decoding(translator.decoding)
     results = translator.translate(texts, record_attention=bool(args.attention), progress=len(texts) > 200)
     lines = []
@@ -195,7 +201,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides, args.data_dir)
     checkpoint = Path(args.checkpoint) if args.checkpoint else config.run_path / "best.pt"
-    translator = Translator.from_checkpoint(checkpoint, device=config.training.device)
+    device = "cpu" if args.quantize else config.training.device  # the training device is only a default here
+    translator = Translator.from_checkpoint(checkpoint, device=device, quantize=args.quantize)
     translator.decoding = config.decoding
     ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
     eval_sets = load_eval_sets(config.data, config.seed)

@@ -17,6 +17,7 @@ from seq2seq.data.corpus import normalize_line
 from seq2seq.errors import UserError
 from seq2seq.model.build import build_model
 from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.quantization import quantize_model, quantized_device
 from seq2seq.search import search
 from seq2seq.vocab import Vocab
 
@@ -41,7 +42,10 @@ def select_device(spec: str) -> torch.device:
         return torch.device("cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu or auto")
-    return torch.device(spec)
+    try:
+        return torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
 
 
 def clean_input(text: str) -> str:
@@ -61,12 +65,18 @@ class Translator:
         self.decoding = decoding
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", **decoding_overrides) -> Translator:
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "auto", quantize: bool = False, **decoding_overrides
+    ) -> Translator:
+        """quantize=True decodes with int8 Linear layers on the CPU (see seq2seq.quantization)."""
+        target = quantized_device(device) if quantize else select_device(device)  # fail before the load
         payload = load_checkpoint(Path(path))
         config = config_from_dict(payload["config"], source=f"{path} (stored config)")
         model, src_vocab, tgt_vocab = model_from_payload(payload, config, path)
+        if quantize:
+            model = quantize_model(model)
         decoding = dataclasses.replace(config.decoding, **decoding_overrides)
-        return cls(model, src_vocab, tgt_vocab, decoding, select_device(device))
+        return cls(model, src_vocab, tgt_vocab, decoding, target)
 
     def translate(
         self, texts: list[str], record_attention: bool = False, progress: bool = False

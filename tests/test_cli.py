@@ -82,6 +82,24 @@ def test_evaluate_command(trained_runs: Path, reversal_data: Path) -> None:
     assert text.startswith("reverse-test: BLEU") and "chrF|nrefs:1" in text
 
 
+def test_translate_quantize_end_to_end(trained_runs: Path) -> None:
+    out = run("translate.py", "--runs", str(trained_runs), "--quantize", "alpha bravo charlie",
+              "delta echo foxtrot golf")
+    assert out.stdout.decode().splitlines() == ["charlie bravo alpha", "golf foxtrot echo delta"]
+    assert out.stderr == b""  # torch's deprecation notices stay hidden
+
+
+def test_evaluate_quantize_scores_close_to_float(trained_runs: Path, reversal_data: Path) -> None:
+    args = ("-m", "seq2seq", "evaluate", "--config", "configs/tiny.yaml", "--data-dir", str(reversal_data),
+            "--set", f"run_dir={trained_runs}", "--split", "test")
+    bleu = {}
+    for name, extra in (("float", ()), ("int8", ("--quantize",))):
+        text = run(*args, *extra).stdout.decode()
+        assert text.startswith("reverse-test: BLEU") and "chrF|nrefs:1" in text
+        bleu[name] = float(text.split()[2])
+    assert bleu["int8"] >= bleu["float"] - 3.0, bleu
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("translate.py", "--checkpoint", "missing.pt", "hello"), "checkpoint not found"),
     (("translate.py", "--runs", "/nonexistent", "hello"), "no trained model"),
@@ -89,6 +107,7 @@ def test_evaluate_command(trained_runs: Path, reversal_data: Path) -> None:
     (("train.py", "--config", "configs/en-hi.yaml", "--data-dir", "/nonexistent", "--set", "run_dir=RUNS"),
      "python -m seq2seq download en-hi"),
     (("-m", "seq2seq", "download", "no-such-set"), "no-such-set"),
+    (("translate.py", "--runs", "RUNS", "--quantize", "--device", "cuda", "hello"), "CPU only"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(trained_runs: Path, args: tuple[str, ...], message: str) -> None:
     args = tuple(a.replace("RUNS", str(trained_runs)) for a in args)

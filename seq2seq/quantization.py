@@ -1,0 +1,57 @@
+"""Dynamic int8 quantization of a trained model, for faster decoding on the CPU.
+
+Every nn.Linear gets int8 weights with one scale per output row; its input is quantized
+on the fly at each call, so no calibration data is needed. Measured on the first 500
+sentences of IITB test with the en-hi model, chrF moved by under 0.1 (greedy and beam 5;
+every variant tried stayed within 0.2), and these choices were made:
+- per-row weight scales, not one per matrix: the same speed, and outputs closer to the
+  float model's (BLEU of int8 against float outputs, greedy: 72 vs 70; the output
+  projection alone: 90 vs 84);
+- the encoder GRU/LSTM stays float: int8 made encoding about 1.5x faster, but encoding is
+  a small share of decoding time (about a sixth greedy, a few percent with a beam), and the
+  outputs drifted further from the float model's (greedy: 68 vs 72).
+
+torch.ao.quantization is deprecated in favour of torchao, yet in torch 2.13 it still works
+with no extra package. Its deprecation notices are developer news, not something a user
+translating text can act on, so those two messages, and only they, are hidden here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+from seq2seq.errors import UserError
+from seq2seq.model.seq2seq import Seq2Seq
+
+DEPRECATION_NOTICES = (
+    (DeprecationWarning, r"torch\.ao\.quantization is deprecated"),
+    (UserWarning, r"torch\.quantize_per_tensor, torch\.quantize_per_channel"),
+)
+
+
+def quantized_device(spec: str) -> torch.device:
+    """Where a quantized model runs: its int8 kernels exist only for the CPU, so 'auto' means the CPU."""
+    if spec == "auto":
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"unknown device {spec!r}; quantized decoding runs on device cpu (or auto)") from None
+    if device.type != "cpu":
+        raise UserError(f"int8 quantization runs on the CPU only, but device {spec!r} was asked for; "
+                        "use device cpu or auto, or decode without quantization")
+    return device
+
+
+def quantize_model(model: Seq2Seq) -> Seq2Seq:
+    """An int8 copy of a float CPU model for inference; the model passed in is left as it was."""
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        raise ValueError("move the model to the CPU before quantizing it")
+    with warnings.catch_warnings():
+        for category, message in DEPRECATION_NOTICES:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
