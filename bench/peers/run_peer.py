@@ -3,8 +3,8 @@
 The model is the matched GRU model (emb 256, biGRU encoder, GRU decoder 256, Bahdanau
 attention, dropout 0.1, Adam 1e-3 constant). Training runs for a wall-clock budget: the
 process is sent SIGINT when the budget is spent, and the last checkpoint it saved is
-decoded (greedy and beam 5, batch 64) on the IITB test set. One JSON line with speed,
-memory and quality figures is printed and written to <work>/<peer>.json.
+decoded (greedy and beam 5, batch 64) on the IITB test set and on FLORES-200 dev. One
+JSON line with speed, memory and quality figures is printed and written to <work>/<peer>.json.
 
 Run it with any Python that has sentencepiece and sacrebleu (both peer envs do); the peer
 itself runs from bench/peers/envs/<peer>. Prepare the data first (prepare_data.py).
@@ -75,6 +75,7 @@ class Settings:
     save_every: int = 100      # OpenNMT checkpoint interval in steps (JoeyNMT saves on SIGINT)
     grace: float = 120.0       # seconds a peer may take to save and exit after SIGINT
     threads: int | None = None
+    flores: bool = True        # also decode and score FLORES-200 dev, when prepare_data.py wrote it
 
     @property
     def run_dir(self) -> Path:
@@ -146,16 +147,17 @@ class TreeSampler(threading.Thread):
 
 def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
                  grace: float = 120.0, stdin_path: Path | None = None,
-                 stdout_path: Path | None = None, env: dict | None = None) -> ProcResult:
+                 stdout_path: Path | None = None, env: dict | None = None, tag: str = "run_peer") -> ProcResult:
     """Run cmd in its own process group, logging stdout+stderr to log_path.
 
     stdin_path feeds the process; stdout_path, if given, takes stdout apart from the log.
+    tag prefixes the progress lines, so bench/speed.py's lines say whose they are.
 
     With a budget, the group gets SIGINT after `budget` seconds and SIGKILL if it has not
     exited `grace` seconds later. wait4 gives this child's own rusage, so each stage's
     peak RSS is its own (getrusage(RUSAGE_CHILDREN) would keep the max over all stages).
     """
-    print(f"[run_peer] $ {' '.join(map(str, cmd))}" + (f" < {stdin_path}" if stdin_path else "")
+    print(f"[{tag}] $ {' '.join(map(str, cmd))}" + (f" < {stdin_path}" if stdin_path else "")
           + (f" > {stdout_path}" if stdout_path else ""), flush=True)
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     with open(log_path, "wb") as log, open(stdout_path or os.devnull, "wb") as out:
@@ -173,11 +175,11 @@ def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
                     break
                 now = time.time()
                 if deadline and now >= deadline and not interrupted:
-                    print(f"[run_peer] budget of {budget:.0f}s spent: SIGINT to the peer", flush=True)
+                    print(f"[{tag}] budget of {budget:.0f}s spent: SIGINT to the process group", flush=True)
                     os.killpg(proc.pid, signal.SIGINT)
                     interrupted, deadline = True, now + grace
                 elif interrupted and now >= deadline:
-                    print("[run_peer] peer still running after SIGINT: SIGKILL", flush=True)
+                    print(f"[{tag}] still running {grace:.0f}s after SIGINT: SIGKILL", flush=True)
                     os.killpg(proc.pid, signal.SIGKILL)
                     deadline = float("inf")
                 time.sleep(0.2)
@@ -428,6 +430,43 @@ def take_lines(src: Path, dest: Path, limit: int | None) -> int:
 
 
 # -------------------------------------------------------------------------------- main
+def decode_set(peer: Peer, s: Settings, env: dict, sp: spm.SentencePieceProcessor, split: str,
+               prefix: str) -> dict:
+    """Decode the first --limit sentences of one evaluation set greedy and with beam 5, and score them.
+
+    Keys are prefixed (e.g. "flores_") so that several sets fit in one JSON line; the IITB
+    test set keeps the bare names the speed figures have always had.
+    """
+    src = s.run_dir / f"{split}.src.pieces"
+    n = take_lines(s.work / "pieces" / f"{split}.en", src, s.limit)
+    refs = (s.work / "raw" / f"{split}.hi").read_text(encoding="utf-8").splitlines()[:n]
+    result: dict = {f"{prefix}sents" if prefix else "test_sents": n}
+    for name, beam in BEAMS.items():
+        out = s.run_dir / f"{split}.{name}.pieces"
+        log_path = s.run_dir / f"decode.{split}.{name}.log"
+        cmd, stdin, stdout = peer.decode_cmd(beam, src, out)
+        dec = run_measured(cmd, log_path, stdin_path=stdin, stdout_path=stdout, env=peer.decode_env(env))
+        log = log_path.read_text(encoding="utf-8", errors="replace")
+        if dec.rc != 0 or not out.exists():
+            raise PeerError(f"{s.peer} decoding ({split}, {name}) failed with rc={dec.rc}; see {log_path}")
+        hyps = [depiece(sp, line) for line in out.read_text(encoding="utf-8").splitlines()]
+        if len(hyps) != n:
+            raise PeerError(f"{s.peer} wrote {len(hyps)} {name} outputs for {n} inputs ({out})")
+        (s.run_dir / f"{split}.{name}.hi").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+        secs = peer.decode_seconds(log, n)
+        scores = score(hyps, refs)
+        key = f"{prefix}{name}"
+        result.update({
+            f"{key}_sent_per_s": round(n / secs, 2) if secs > 0 else None,
+            f"{key}_decode_s": round(secs, 2), f"{key}_wall_s": round(dec.wall_s, 2),
+            f"{key}_peak_rss_mb": round(dec.peak_rss_mb, 1),
+            f"{key}_bleu": scores["bleu"], f"{key}_chrf": scores["chrf"],
+            f"{key}_len_ratio": scores["len_ratio"],
+        })
+        result["bleu_signature"], result["chrf_signature"] = scores["bleu_sig"], scores["chrf_sig"]
+    return result
+
+
 def check_ready(s: Settings) -> None:
     exe = s.env_bin / "python"
     if not exe.exists():
@@ -472,32 +511,12 @@ def run(s: Settings) -> dict:
     }
 
     sp = spm.SentencePieceProcessor(model_file=str(s.work / "spm" / "tgt.model"))
-    src = s.run_dir / "test.src.pieces"
-    n = take_lines(s.work / "pieces" / "test.en", src, s.limit)
-    refs = (s.work / "raw" / "test.hi").read_text(encoding="utf-8").splitlines()[:n]
-    result["test_sents"] = n
-    for name, beam in BEAMS.items():
-        out = s.run_dir / f"test.{name}.pieces"
-        cmd, stdin, stdout = peer.decode_cmd(beam, src, out)
-        dec = run_measured(cmd, s.run_dir / f"decode.{name}.log", stdin_path=stdin,
-                           stdout_path=stdout, env=peer.decode_env(env))
-        log = (s.run_dir / f"decode.{name}.log").read_text(encoding="utf-8", errors="replace")
-        if dec.rc != 0 or not out.exists():
-            raise PeerError(f"{s.peer} decoding ({name}) failed with rc={dec.rc}; see {s.run_dir / f'decode.{name}.log'}")
-        hyps = [depiece(sp, line) for line in out.read_text(encoding="utf-8").splitlines()]
-        if len(hyps) != n:
-            raise PeerError(f"{s.peer} wrote {len(hyps)} {name} outputs for {n} inputs ({out})")
-        (s.run_dir / f"test.{name}.hi").write_text("\n".join(hyps) + "\n", encoding="utf-8")
-        secs = peer.decode_seconds(log, n)
-        scores = score(hyps, refs)
-        result.update({
-            f"{name}_sent_per_s": round(n / secs, 2) if secs > 0 else None,
-            f"{name}_decode_s": round(secs, 2), f"{name}_wall_s": round(dec.wall_s, 2),
-            f"{name}_peak_rss_mb": round(dec.peak_rss_mb, 1),
-            f"{name}_bleu": scores["bleu"], f"{name}_chrf": scores["chrf"],
-            f"{name}_len_ratio": scores["len_ratio"],
-        })
-        result["bleu_signature"], result["chrf_signature"] = scores["bleu_sig"], scores["chrf_sig"]
+    result.update(decode_set(peer, s, env, sp, "test", ""))
+    if s.flores and (s.work / "pieces" / "flores.en").exists():
+        result.update(decode_set(peer, s, env, sp, "flores", "flores_"))
+    elif s.flores:
+        print(f"[run_peer] no {s.work / 'pieces' / 'flores.en'}: FLORES-200 dev skipped "
+              "(python -m seq2seq download flores200, then prepare_data.py again)", flush=True)
     result["settings"] = {"emb": s.emb, "hidden": s.hidden, "dropout": s.dropout, "lr": s.lr,
                           "clip": s.clip, "label_smoothing": s.label_smoothing,
                           "max_train_len": s.max_train_len,
@@ -514,7 +533,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     ap.add_argument("--peer", required=True, choices=PEERS)
     ap.add_argument("--budget", type=float, required=True, help="training wall-clock seconds")
     ap.add_argument("--work", type=Path, default=HERE / "work", help="prepare_data.py --out dir")
-    ap.add_argument("--limit", type=int, help="decode only the first N test sentences")
+    ap.add_argument("--limit", type=int, help="decode only the first N sentences of each evaluation set")
+    ap.add_argument("--skip-flores", action="store_true", help="decode the IITB test set only")
     ap.add_argument("--hidden", type=int, default=d.hidden)
     ap.add_argument("--max-output-len", type=int, default=d.max_output_len)
     ap.add_argument("--max-train-len", type=int, default=d.max_train_len)
@@ -535,7 +555,8 @@ def parse_args(argv: list[str] | None) -> Settings:
                     clip=a.clip, label_smoothing=a.label_smoothing,
                     beam_alpha=a.beam_alpha, joeynmt_batch_type=a.joeynmt_batch_type,
                     joeynmt_batch_size=a.joeynmt_batch_size, opennmt_workers=a.opennmt_workers,
-                    log_every=a.log_every, save_every=a.save_every, threads=a.threads)
+                    log_every=a.log_every, save_every=a.save_every, threads=a.threads,
+                    flores=not a.skip_flores)
 
 
 def main(argv: list[str] | None = None) -> int:
