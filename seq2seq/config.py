@@ -81,7 +81,9 @@ class VocabConfig:
     tgt_size: int = doc("target vocabulary size (pieces, specials included)", 8000)
     character_coverage: float = doc("share of characters the vocabulary must cover (1.0 keeps Devanagari whole)", 1.0)
     byte_fallback: bool = doc("spell unknown characters as UTF-8 bytes so nothing is lost", True)
-    sample_size: int = doc("sentences sampled to train SentencePiece (0 = all)", 1_000_000)
+    sample_size: int = doc(
+        "sentences sampled to train SentencePiece (0 = all); its memory grows by about 5 kB per sentence", 200_000
+    )
 
 
 @dataclass
