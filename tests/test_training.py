@@ -222,3 +222,23 @@ def test_autocast_only_on_cuda() -> None:
     assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is None
     assert autocast_dtype(TrainingConfig(amp="off"), torch.device("cuda")) is None
     assert autocast_dtype(TrainingConfig(amp="fp16"), torch.device("cuda")) is torch.float16
+
+
+def test_missing_data_is_downloaded_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config that names its dataset fetches the missing files first (here a fake download writes them)."""
+    import seq2seq.training as training
+    from conftest import write_reversal_task
+
+    root = tmp_path / "data"
+    calls = []
+
+    def fake_download(dataset: str, where: Path, needed: list[Path]) -> None:
+        calls.append((dataset, where, sorted(p.name for p in needed if not p.exists())))
+        write_reversal_task(where, train=200, dev=10, test=10)
+
+    monkeypatch.setattr(training, "ensure_files", fake_download)
+    config = tiny_config(root, tmp_path / "runs", "data.download=en-hi", "training.max_steps=2",
+                         "training.valid_every=2", "data.test=[]")
+    Trainer(config).train()
+    assert calls == [("en-hi", root, ["dev.src", "dev.tgt", "train.src", "train.tgt"])]
+    assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()
