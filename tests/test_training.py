@@ -233,7 +233,7 @@ def test_missing_data_is_downloaded_before_training(tmp_path: Path, monkeypatch:
     calls = []
 
     def fake_download(dataset: str, where: Path, needed: list[Path]) -> None:
-        calls.append((dataset, where, sorted(p.name for p in needed if not p.exists())))
+        calls.append((dataset, where, sorted(str(p) for p in needed if not (where / p).exists())))
         write_reversal_task(where, train=200, dev=10, test=10)
 
     monkeypatch.setattr(training, "ensure_files", fake_download)
@@ -241,4 +241,18 @@ def test_missing_data_is_downloaded_before_training(tmp_path: Path, monkeypatch:
                          "training.valid_every=2", "data.test=[]")
     Trainer(config).train()
     assert calls == [("en-hi", root, ["dev.src", "dev.tgt", "train.src", "train.tgt"])]
+    assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()
+
+
+def test_data_under_a_relative_root_is_found_without_downloading(
+    reversal_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--data-dir ../shared/data style paths: present files must not trigger a download."""
+    import shutil
+
+    shutil.copytree(reversal_data, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(Path("data"), tmp_path / "runs", "data.download=en-hi", "training.max_steps=2",
+                         "training.valid_every=2", "training.valid_limit=2")
+    Trainer(config).train()  # a download attempt would fail here: no such server is reachable
     assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()

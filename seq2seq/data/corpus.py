@@ -51,17 +51,16 @@ def corpus_files(spec: CorpusConfig) -> list[str]:
 
 
 def data_files(data: DataConfig) -> list[Path]:
-    """Every file a config reads: training, dev and test corpora."""
+    """Every file a config reads (training, dev and test corpora), relative to data.root."""
     specs = [*data.train, *([data.dev] if data.dev is not None else []), *data.test]
-    return [Path(data.root) / name for spec in specs for name in corpus_files(spec)]
+    return [Path(name) for spec in specs for name in corpus_files(spec)]
 
 
 def check_files_exist(data: DataConfig) -> None:
     """Fail on the first missing file before anything is read or written."""
-    for spec in [*data.train, *([data.dev] if data.dev is not None else []), *data.test]:
-        for relative in corpus_files(spec):
-            if not (Path(data.root) / relative).is_file():
-                raise missing_file_error(Path(data.root) / relative, relative, data)
+    for relative in data_files(data):
+        if not (Path(data.root) / relative).is_file():
+            raise missing_file_error(Path(data.root) / relative, str(relative), data)
 
 
 def iter_pairs(spec: CorpusConfig, data: DataConfig) -> Iterator[tuple[str, str]]:

@@ -67,7 +67,7 @@ def _key(*parts: object) -> str:
 def data_fingerprint(config: Config) -> str:
     """What decides the cleaned training pairs: the bytes of every file read, the specs, rules and seed."""
     data = config.data
-    contents = {str(path.relative_to(data.root)): file_digest(path) for path in data_files(data)}
+    contents = {str(relative): file_digest(Path(data.root) / relative) for relative in data_files(data)}
     specs = [dataclasses.asdict(spec) for spec in data.train]
     return _key(contents, specs, dataclasses.asdict(data.cleaning), config.seed)
 
