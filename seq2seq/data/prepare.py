@@ -126,6 +126,7 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
     if all((folder / name).is_file() for name in VOCAB_FILES.values()):
         log.info("vocabularies: reusing %s", folder)
         return folder
+    # a pass of its own: cleaning the stream again later is cheaper than holding the cleaned corpus
     src, tgt = vocab_sample(config, eval_sets)
     if not src:
         raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
