@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from seq2seq.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
 from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
 from seq2seq.data.corpus import Corpus, check_files_exist, data_files, load_eval_sets
@@ -26,6 +26,7 @@ from seq2seq.data.sources import ensure_files
 from seq2seq.distributed import World, init_world
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
+from seq2seq.files import atomic_write
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.plots import attention_figure
 from seq2seq.translator import Translator, select_device

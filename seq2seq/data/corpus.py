@@ -56,19 +56,21 @@ def data_files(data: DataConfig) -> list[Path]:
     return [Path(name) for spec in specs for name in corpus_files(spec)]
 
 
+def _check_exist(relatives: list[str], data: DataConfig) -> None:
+    for relative in relatives:
+        if not (Path(data.root) / relative).is_file():
+            raise missing_file_error(Path(data.root) / relative, relative, data)
+
+
 def check_files_exist(data: DataConfig) -> None:
     """Fail on the first missing file before anything is read or written."""
-    for relative in data_files(data):
-        if not (Path(data.root) / relative).is_file():
-            raise missing_file_error(Path(data.root) / relative, str(relative), data)
+    _check_exist([str(relative) for relative in data_files(data)], data)
 
 
 def iter_pairs(spec: CorpusConfig, data: DataConfig) -> Iterator[tuple[str, str]]:
     """Normalised (source, target) pairs of one corpus, streamed so any size fits in memory."""
     root = Path(data.root)
-    for relative in corpus_files(spec):
-        if not (root / relative).is_file():
-            raise missing_file_error(root / relative, relative, data)
+    _check_exist(corpus_files(spec), data)
     if spec.tsv:
         path = root / spec.tsv
         for number, line in enumerate(_lines(path), 1):

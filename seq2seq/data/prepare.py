@@ -27,6 +27,7 @@ from seq2seq.data.batching import EncodedCorpus, EncodedCorpusWriter
 from seq2seq.data.cleaning import PairFilter
 from seq2seq.data.corpus import EvalSets, data_files, training_pairs
 from seq2seq.errors import UserError
+from seq2seq.files import atomic_write
 from seq2seq.vocab import Vocab, train_vocab
 
 log = logging.getLogger("seq2seq")
@@ -189,9 +190,8 @@ def prepare_training_data(config: Config, eval_sets: EvalSets, run_path: Path) -
     if not all((run_path / name).is_file() for name in VOCAB_FILES.values()):
         vocab_folder = cached_vocabs(config, eval_sets, fingerprint, cache)
         for name in VOCAB_FILES.values():
-            partial = run_path / f".{name}.tmp"
-            shutil.copyfile(vocab_folder / name, partial)
-            os.replace(partial, run_path / name)
+            proto = (vocab_folder / name).read_bytes()
+            atomic_write(run_path / name, lambda stream, proto=proto: stream.write(proto))
     src_proto, tgt_proto = ((run_path / VOCAB_FILES[side]).read_bytes() for side in ("src", "tgt"))
     limits = (config.data.max_src_pieces, config.data.max_tgt_pieces)
     folder = cache / f"corpus-{_key(fingerprint, hashlib.sha256(src_proto + tgt_proto).hexdigest(), limits)}"
