@@ -120,3 +120,17 @@ def test_user_errors_are_one_line_with_exit_code_2(trained_runs: Path, args: tup
 def test_keys_command_prints_the_table() -> None:
     out = run("-m", "seq2seq", "keys").stdout.decode()
     assert "| `training.max_time` |" in out and "| `decoding.top_p` |" in out
+
+
+def test_closed_output_pipe_ends_quietly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`python -m seq2seq keys | head -2`: the reader leaves early, and no traceback follows."""
+    import io
+    import os
+
+    from seq2seq.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with capsys.disabled(), io.open(write_end, "w", buffering=1) as closed_pipe:
+        monkeypatch.setattr("sys.stdout", closed_pipe)
+        assert main(["keys"]) == 0
