@@ -20,8 +20,8 @@ from seq2seq.checkpoint import load_checkpoint
 from seq2seq.config import TrainingConfig
 from seq2seq.data.batching import make_batches
 from seq2seq.errors import UserError
-from seq2seq.training import (LearningRate, Trainer, autocast_dtype, evaluate_tests, sequence_loss,
-                              teacher_forcing_ratio)
+from seq2seq.loss import sequence_loss
+from seq2seq.training import LearningRate, Trainer, autocast_dtype, evaluate_tests, teacher_forcing_ratio
 from seq2seq.translator import Translator
 
 
@@ -36,6 +36,20 @@ def test_sequence_loss_matches_cross_entropy() -> None:
         expected = F.cross_entropy(logits[mask], targets[mask], label_smoothing=smoothing, reduction="sum")
         assert torch.allclose(loss, expected, atol=1e-4)
         assert torch.allclose(nll, F.cross_entropy(logits[mask], targets[mask], reduction="sum"), atol=1e-4)
+
+
+def test_sequence_loss_gradient_matches_autograd_of_cross_entropy() -> None:
+    torch.manual_seed(0)
+    targets = torch.randint(1, 11, (3, 5))
+    targets[0, 2:] = 0
+    mask = targets != 0
+    for smoothing in (0.0, 0.1, 0.3):
+        logits = torch.randn(3, 5, 11, requires_grad=True)
+        (2.5 * sequence_loss(logits, targets, smoothing)[0]).backward()
+        reference = logits.detach().clone().requires_grad_(True)
+        (2.5 * F.cross_entropy(reference[mask], targets[mask], label_smoothing=smoothing, reduction="sum")).backward()
+        assert torch.allclose(logits.grad, reference.grad, atol=1e-6)
+        assert logits.grad[~mask].abs().max() == 0  # padding gets no gradient
 
 
 def test_teacher_forcing_schedules() -> None:

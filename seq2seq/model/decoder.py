@@ -132,21 +132,38 @@ class Decoder(nn.Module):
         self, token_gates: torch.Tensor, state: DecoderState, memory: Memory
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """Advance one position: attentional vector (batch, hidden), new state, weights (batch, src_len)."""
-        weights = None
-        if self.attention_type == "bahdanau":
-            # Bahdanau attends with the previous state and feeds the context into the cell
-            context, weights = self.attention(state.hidden[-1], memory.keys, memory.values, memory.mask)
-            hidden, cell = self.rnn(token_gates + self.context_to_gates(context), state.hidden, state.cell)
-            attentional = torch.tanh(self.combine(torch.cat([hidden[-1], context], dim=1)))
-            return attentional, DecoderState(hidden, cell, None), weights
-        if self.attention is not None:
-            # Luong attends with the new state; its attentional vector is fed to the next step
-            hidden, cell = self.rnn(token_gates + self.feed_to_gates(state.feed), state.hidden, state.cell)
-            context, weights = self.attention(hidden[-1], memory.keys, memory.values, memory.mask)
-            attentional = torch.tanh(self.combine(torch.cat([hidden[-1], context], dim=1)))
-            return attentional, DecoderState(hidden, cell, attentional), weights
-        hidden, cell = self.rnn(token_gates, state.hidden, state.cell)
-        return torch.tanh(self.combine(hidden[-1])), DecoderState(hidden, cell, None), weights
+        if self.attention_type.startswith("luong"):
+            return self._luong_step(token_gates, state, memory)
+        top, context, state, weights = self._recur(token_gates, state, memory)
+        return self.readout(top, context), state, weights
+
+    def _recur(
+        self, token_gates: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState, torch.Tensor | None]:
+        """Bahdanau or no attention: the recurrence alone, whose outputs the readout needs.
+
+        The readout feeds nothing back here, so training applies it to all positions at once.
+        """
+        if self.attention is None:
+            hidden, cell = self.rnn(token_gates, state.hidden, state.cell)
+            return hidden[-1], None, DecoderState(hidden, cell, None), None
+        # Bahdanau attends with the previous state and feeds the context into the cell
+        context, weights = self.attention(state.hidden[-1], memory.keys, memory.values, memory.mask)
+        hidden, cell = self.rnn(token_gates + self.context_to_gates(context), state.hidden, state.cell)
+        return hidden[-1], context, DecoderState(hidden, cell, None), weights
+
+    def _luong_step(
+        self, token_gates: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """Luong attends with the new state; its attentional vector is fed to the next step."""
+        hidden, cell = self.rnn(token_gates + self.feed_to_gates(state.feed), state.hidden, state.cell)
+        context, weights = self.attention(hidden[-1], memory.keys, memory.values, memory.mask)
+        attentional = self.readout(hidden[-1], context)
+        return attentional, DecoderState(hidden, cell, attentional), weights
+
+    def readout(self, top: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """The attentional vector tanh(W [top; context]), for one step or a whole sequence."""
+        return torch.tanh(self.combine(top if context is None else torch.cat([top, context], dim=-1)))
 
     def logits(self, attentional: torch.Tensor) -> torch.Tensor:
         return self.output(self.dropout(attentional))
@@ -162,12 +179,24 @@ class Decoder(nn.Module):
         steps = tgt_in.size(1)
         attentionals, weights = [], []
         if teacher_forcing_ratio >= 1.0:
-            gates = self.embed(tgt_in)  # (batch, tgt_len, gates), all positions at once
-            for t in range(steps):
-                attentional, state, w = self.step(gates[:, t], state, memory)
-                attentionals.append(attentional)
-                weights.append(w)
-            logits = self.logits(torch.stack(attentionals, dim=1))
+            # unbind, not gates[:, t]: each slice's backward would zero a whole (batch, tgt_len, gates) tensor
+            gates = self.embed(tgt_in).unbind(1)  # (batch, gates) per position, all embedded at once
+            if self.attention_type.startswith("luong"):
+                for token_gates in gates:
+                    attentional, state, w = self._luong_step(token_gates, state, memory)
+                    attentionals.append(attentional)
+                    weights.append(w)
+                attentional = torch.stack(attentionals, dim=1)
+            else:
+                tops, contexts = [], []
+                for token_gates in gates:
+                    top, context, state, w = self._recur(token_gates, state, memory)
+                    tops.append(top)
+                    contexts.append(context)
+                    weights.append(w)
+                context = torch.stack(contexts, dim=1) if self.attention is not None else None
+                attentional = self.readout(torch.stack(tops, dim=1), context)
+            logits = self.logits(attentional)
         else:
             use_gold = torch.rand(tgt_in.shape, device=tgt_in.device) < teacher_forcing_ratio
             use_gold[:, 0] = True

@@ -1,0 +1,46 @@
+"""Label-smoothed cross-entropy over the vocabulary as one autograd node.
+
+Built from log_softmax, gather and mean, autograd keeps several (tokens, vocab) tensors and
+passes over them about eight times in backward. The gradient has a closed form,
+softmax(z) - (1 - eps) onehot(y) - eps / V, that needs three passes and one such tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from seq2seq.vocab import PAD_ID
+
+
+class _SmoothedCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = logits.float()
+        log_normalizer = torch.logsumexp(scores, dim=-1)
+        mask = targets != PAD_ID
+        nll = (log_normalizer - scores.gather(-1, targets.unsqueeze(-1)).squeeze(-1)) * mask
+        # eps * mean over the vocabulary of -log p = eps * (log Z - mean(z))
+        spread = (log_normalizer - scores.mean(dim=-1)) * mask
+        ctx.save_for_backward(logits, targets, log_normalizer, mask)
+        ctx.smoothing = smoothing
+        ctx.mark_non_differentiable(nll)
+        return ((1.0 - smoothing) * nll + smoothing * spread).sum(), nll.sum()
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor, _grad_nll: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        logits, targets, log_normalizer, mask = ctx.saved_tensors
+        eps = ctx.smoothing
+        grad = (logits.float() - log_normalizer.unsqueeze(-1)).exp_()  # softmax
+        grad.sub_(eps / logits.size(-1))
+        grad.scatter_add_(-1, targets.unsqueeze(-1), torch.full_like(grad[..., :1], eps - 1.0))
+        grad.mul_((grad_loss * mask).unsqueeze(-1))
+        return grad.to(logits.dtype), None, None
+
+
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed label-smoothed cross-entropy (to optimise) and summed NLL (for perplexity), padding ignored.
+
+    logits (..., vocab), targets (...) with PAD_ID where nothing is predicted.
+    """
+    loss, nll = _SmoothedCrossEntropy.apply(logits, targets, smoothing)
+    return loss, nll.detach()
