@@ -15,7 +15,7 @@ from seq2seq.vocab import PAD_ID
 class _SmoothedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = logits.float()
+        scores = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision: in fp32
         log_normalizer = torch.logsumexp(scores, dim=-1)
         mask = targets != PAD_ID
         nll = (log_normalizer - scores.gather(-1, targets.unsqueeze(-1)).squeeze(-1)) * mask
@@ -30,7 +30,11 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         logits, targets, log_normalizer, mask = ctx.saved_tensors
         eps = ctx.smoothing
-        grad = (logits.float() - log_normalizer.unsqueeze(-1)).exp_()  # softmax
+        # computed logits are read by nothing after the loss, so (unless half) they become their own gradient
+        in_place = logits.dtype == log_normalizer.dtype and not logits.is_leaf
+        shifted = logits.sub_(log_normalizer.unsqueeze(-1)) if in_place else (
+            logits.to(log_normalizer.dtype) - log_normalizer.unsqueeze(-1))
+        grad = shifted.exp_()  # softmax
         grad.sub_(eps / logits.size(-1))
         grad.scatter_add_(-1, targets.unsqueeze(-1), torch.full_like(grad[..., :1], eps - 1.0))
         grad.mul_((grad_loss * mask).unsqueeze(-1))
@@ -40,7 +44,8 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed label-smoothed cross-entropy (to optimise) and summed NLL (for perplexity), padding ignored.
 
-    logits (..., vocab), targets (...) with PAD_ID where nothing is predicted.
+    logits (..., vocab), targets (...) with PAD_ID where nothing is predicted. Backward
+    overwrites computed fp32 logits with their gradient: read them before it, never after.
     """
     loss, nll = _SmoothedCrossEntropy.apply(logits, targets, smoothing)
     return loss, nll.detach()

@@ -43,13 +43,14 @@ def test_sequence_loss_gradient_matches_autograd_of_cross_entropy() -> None:
     targets = torch.randint(1, 11, (3, 5))
     targets[0, 2:] = 0
     mask = targets != 0
-    for smoothing in (0.0, 0.1, 0.3):
-        logits = torch.randn(3, 5, 11, requires_grad=True)
+    for smoothing, dtype in ((0.0, torch.float32), (0.1, torch.float32), (0.3, torch.float64)):
+        weights = torch.randn(3, 5, 11, dtype=dtype, requires_grad=True)
+        reference = weights.detach().clone().requires_grad_(True)
+        logits = weights * 1.0  # computed logits, as in training: backward may overwrite them
         (2.5 * sequence_loss(logits, targets, smoothing)[0]).backward()
-        reference = logits.detach().clone().requires_grad_(True)
         (2.5 * F.cross_entropy(reference[mask], targets[mask], label_smoothing=smoothing, reduction="sum")).backward()
-        assert torch.allclose(logits.grad, reference.grad, atol=1e-6)
-        assert logits.grad[~mask].abs().max() == 0  # padding gets no gradient
+        assert torch.allclose(weights.grad, reference.grad, atol=1e-6)
+        assert weights.grad[~mask].abs().max() == 0  # padding gets no gradient
 
 
 def test_teacher_forcing_schedules() -> None:
