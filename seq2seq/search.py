@@ -183,8 +183,8 @@ def beam_search(
         history = new_history.view(active * 2 * beam, -1)[chosen]
         if attention_history is not None:
             attention_history = attention_history.view(active * 2 * beam, step + 1, -1)[chosen]
-        state_index = flat_origin.view(active, 2 * beam).gather(1, keep).view(-1)
-        state, memory = state.select(state_index), memory.select(state_index)
+        # beams move only within their sentence, whose memory rows are all alike: memory stays
+        state = state.select(flat_origin.view(active, 2 * beam).gather(1, keep).view(-1))
         tokens = top_tokens.gather(1, keep).view(-1)
 
         best_live = live_scores.max(dim=1).values
