@@ -72,7 +72,11 @@ class Settings:
     # torch's threads, and JoeyNMT loads in-process too, so the benchmark uses 0.
     opennmt_workers: int = 0
     log_every: int = 20        # steps between training log lines (throughput windows)
-    save_every: int = 100      # OpenNMT checkpoint interval in steps (JoeyNMT saves on SIGINT)
+    # Checkpoint interval in steps. OpenNMT saves nothing on SIGINT, so this is all it has.
+    # JoeyNMT saves on SIGINT; these saves are its fallback, made at a validation on a tiny
+    # dev set, with the interval rounded up to a multiple of log_every.
+    save_every: int = 100
+    joeynmt_dev_sents: int = 32  # dev pairs per JoeyNMT validation (see JoeyNMT.write_dev)
     grace: float = 120.0       # seconds a peer may take to save and exit after SIGINT
     threads: int | None = None
     flores: bool = True        # also decode and score FLORES-200 dev, when prepare_data.py wrote it
@@ -145,6 +149,17 @@ class TreeSampler(threading.Thread):
         self.join()
 
 
+def _default_sigint() -> None:
+    """Popen preexec_fn: give the child SIGINT's default action back.
+
+    A command started with `&` from a non-interactive shell (a script, nohup, a job runner)
+    starts with SIGINT ignored, and an ignored signal stays ignored across fork and exec.
+    Python turns SIGINT into KeyboardInterrupt only when it starts with the default action,
+    so without this the peers never see the budget's SIGINT and are killed unsaved.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
                  grace: float = 120.0, stdin_path: Path | None = None,
                  stdout_path: Path | None = None, env: dict | None = None, tag: str = "run_peer") -> ProcResult:
@@ -154,7 +169,8 @@ def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
     tag prefixes the progress lines, so bench/speed.py's lines say whose they are.
 
     With a budget, the group gets SIGINT after `budget` seconds and SIGKILL if it has not
-    exited `grace` seconds later. wait4 gives this child's own rusage, so each stage's
+    exited `grace` seconds later; the child gets SIGINT's default action even where ours is
+    ignored (see _default_sigint). wait4 gives this child's own rusage, so each stage's
     peak RSS is its own (getrusage(RUSAGE_CHILDREN) would keep the max over all stages).
     """
     print(f"[{tag}] $ {' '.join(map(str, cmd))}" + (f" < {stdin_path}" if stdin_path else "")
@@ -163,7 +179,8 @@ def run_measured(cmd: list[str], log_path: Path, budget: float | None = None,
     with open(log_path, "wb") as log, open(stdout_path or os.devnull, "wb") as out:
         t0 = time.time()
         proc = subprocess.Popen(cmd, stdout=out if stdout_path else log, stderr=log,
-                                stdin=stdin, start_new_session=True, env=env)
+                                stdin=stdin, start_new_session=True, env=env,
+                                preexec_fn=_default_sigint)
         sampler = TreeSampler(proc.pid)
         sampler.start()
         interrupted, status, rusage = False, None, None
@@ -213,10 +230,11 @@ class TrainStats:
     steps: int
     ckpt_step: int
     tgt_tokens: int
-    seconds: float     # training-loop wall time over which tgt_tokens were processed
+    seconds: float     # training-loop wall time over which tgt_tokens were processed, validation excluded
     startup_s: float   # launch -> training loop start (imports, data, vocab, model)
     params: int
     window_tok_per_s: list[float] = field(default_factory=list)
+    valid_s: float = 0.0  # validation time left out of `seconds` (JoeyNMT's dev decoding)
 
 
 # ------------------------------------------------------------------------------ peers
@@ -244,19 +262,32 @@ class Peer:
 
 class JoeyNMT(Peer):
     name = "joeynmt"
+    # A train.log line's timestamp, level and logger name.
+    LOG_TS = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \w+ - [\w.]+ - "
+
+    @property
+    def dev(self) -> Path:
+        return self.run_dir / "dev"
+
+    def write_dev(self) -> None:
+        """The first few dozen dev pairs. JoeyNMT saves a checkpoint only when it validates
+        (and on SIGINT), and each validation decodes the whole dev set; this one takes ~1 s."""
+        for lang in ("en", "hi"):
+            take_lines(self.pieces / f"dev.{lang}", self.dev.with_suffix(f".{lang}"),
+                       self.s.joeynmt_dev_sents)
 
     def config(self, beam: int = 1, load_model: Path | None = None) -> Path:
         s = self.s
-        # validation_freq must be a multiple of logging_freq; this one is never reached,
-        # so no validation eats into the budget (SIGINT makes JoeyNMT save latest.ckpt).
+        # JoeyNMT requires validation_freq to be a multiple of logging_freq.
+        valid_every = -(-s.save_every // s.log_every) * s.log_every
         text = self.fill(
             "joeynmt.yaml.in", model_dir=self.run_dir / "model", seed=s.seed,
-            pieces=self.pieces, dev_name="dev", vocab=self.vocab,
+            pieces=self.pieces, dev=self.dev, vocab=self.vocab,
             max_train_len=s.max_train_len, beam_size=beam, beam_alpha=s.beam_alpha,
             decode_batch=s.decode_batch, max_output_len=s.max_output_len, lr=s.lr,
             clip=s.clip, label_smoothing=s.label_smoothing, batch_size=s.joeynmt_batch_size,
             batch_type=s.joeynmt_batch_type,
-            log_every=s.log_every, valid_every=s.log_every * 10**7, emb=s.emb,
+            log_every=s.log_every, valid_every=valid_every, emb=s.emb,
             hidden=s.hidden, dropout=s.dropout)
         if load_model:
             text = text.replace("testing:\n", f"testing:\n  load_model: \"{load_model}\"\n", 1)
@@ -265,36 +296,58 @@ class JoeyNMT(Peer):
         return path
 
     def train_cmd(self) -> list[str]:
+        self.write_dev()
         return [self.python(), "-m", "joeynmt", "train", str(self.config()), "--skip-test"]
 
     def checkpoint(self) -> Path:
-        latest = self.run_dir / "model" / "latest.ckpt"
-        if not latest.exists():
-            raise PeerError(f"JoeyNMT saved no checkpoint; see {self.run_dir / 'train.stdout.log'}")
-        return latest.resolve()
+        """The newest save: latest.ckpt, which JoeyNMT points at every save it finishes, or,
+        if it was killed between writing a checkpoint and relinking, the highest step."""
+        model = self.run_dir / "model"
+        if (model / "latest.ckpt").is_file():  # False when missing or dangling
+            return (model / "latest.ckpt").resolve()
+        ckpts = sorted(model.glob("[0-9]*.ckpt"), key=lambda p: int(p.stem))
+        if not ckpts:
+            raise PeerError(f"JoeyNMT saved no checkpoint (it saves on SIGINT and every "
+                            f"{self.s.save_every} steps); see {self.run_dir / 'train.stdout.log'}")
+        return ckpts[-1]
+
+    def saved_stats(self, ckpt: Path) -> dict:
+        """The checkpoint's training counters; total_tokens is exact: every target token
+        (EOS included, padding excluded) JoeyNMT trained on up to that step."""
+        code = ("import json, torch; ck = torch.load(%r, map_location='cpu', weights_only=True);"
+                "print(json.dumps(ck['stats_state']))" % str(ckpt))
+        return json.loads(subprocess.run([self.python(), "-c", code], check=True,
+                                         capture_output=True, text=True).stdout)
+
+    def step_done_at(self, log: str, step: int) -> float:
+        """When `step` was done: the Interrupt line for the SIGINT save, else that step's
+        progress line (periodic saves fall on logged steps), else the log's end (epoch cap)."""
+        for event in (rf"Interrupt at epoch \d+, step {step}\.", rf"Epoch\s+\d+, Step:\s+{step},"):
+            m = re.search(self.LOG_TS + event, log, re.M)
+            if m:
+                return parse_ts(m.group(1))
+        return parse_ts(re.findall(self.LOG_TS, log, re.M)[-1])
 
     def train_stats(self, res: ProcResult) -> TrainStats:
+        """Tokens and seconds both run to the decoded checkpoint's step. The seconds leave out
+        validation: JoeyNMT's own "Generation took" timer around dev decoding (OpenNMT does
+        not validate). Checkpoint writes stay in, as they do in OpenNMT's figure."""
         log = (self.run_dir / "model" / "train.log").read_text(encoding="utf-8")
-        ts_re = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \w+ - [\w.]+ - "
-        start = re.search(ts_re + r"EPOCH 1$", log, re.M)
+        start = re.search(self.LOG_TS + r"EPOCH 1$", log, re.M)
         if not start:
             raise PeerError(f"JoeyNMT never started its training loop; see {self.run_dir / 'train.stdout.log'}")
-        end = re.search(ts_re + r"Interrupt at epoch \d+, step (\d+)", log, re.M)
-        if not end:  # finished on its own (epoch cap): last line of the log
-            end = list(re.finditer(ts_re, log, re.M))[-1]
+        stats = self.saved_stats(self.checkpoint())
+        t_start, t_end = parse_ts(start.group(1)), self.step_done_at(log, stats["steps"])
+        valid_s = sum(float(m.group(2)) for m in
+                      re.finditer(self.LOG_TS + r"Generation took ([\d.]+)\[sec\]", log, re.M)
+                      if parse_ts(m.group(1)) <= t_end)
         windows = [float(m) for m in re.findall(r"Tokens per Sec:\s+([\d.]+)", log)]
         params = re.search(r"Total params: (\d+)", log)
-        # total_tokens is exact: JoeyNMT counts every target token (incl. EOS) it trained on.
-        code = ("import json, torch; ck = torch.load(%r, map_location='cpu', weights_only=True);"
-                "print(json.dumps(ck['stats_state']))" % str(self.checkpoint()))
-        stats = json.loads(subprocess.run([self.python(), "-c", code], check=True,
-                                          capture_output=True, text=True).stdout)
-        t_start, t_end = parse_ts(start.group(1)), parse_ts(end.group(1))
         return TrainStats(steps=stats["steps"], ckpt_step=stats["steps"],
-                          tgt_tokens=stats["total_tokens"], seconds=t_end - t_start,
+                          tgt_tokens=stats["total_tokens"], seconds=t_end - t_start - valid_s,
                           startup_s=t_start - res.started_at,
                           params=int(params.group(1)) if params else 0,
-                          window_tok_per_s=windows)
+                          window_tok_per_s=windows, valid_s=valid_s)
 
     def decode_cmd(self, beam: int, src: Path, out: Path) -> tuple[list[str], Path, Path]:
         """Translate stdin to stdout: JoeyNMT 2.3.0's translate --output-path crashes
@@ -471,7 +524,8 @@ def check_ready(s: Settings) -> None:
     exe = s.env_bin / "python"
     if not exe.exists():
         raise PeerError(f"no env for {s.peer} at {exe.parent.parent}: run bash bench/peers/setup.sh {s.peer}")
-    for rel in ("pieces/train.en", "pieces/train.hi", "pieces/test.en", "raw/test.hi",
+    for rel in ("pieces/train.en", "pieces/train.hi", "pieces/dev.en", "pieces/dev.hi",
+                "pieces/test.en", "raw/test.hi",
                 "vocab/src.txt", "vocab/tgt.txt", "spm/tgt.model"):
         if not (s.work / rel).exists():
             raise PeerError(f"missing {s.work / rel}: run bench/peers/prepare_data.py --out {s.work} first")
@@ -501,6 +555,7 @@ def run(s: Settings) -> dict:
         "peer": s.peer, "version": VERSIONS[s.peer], "budget_s": s.budget,
         "params": stats.params, "train_steps": stats.steps, "ckpt_step": stats.ckpt_step,
         "train_tgt_tokens": stats.tgt_tokens, "train_seconds": round(stats.seconds, 2),
+        "train_valid_s": round(stats.valid_s, 2),
         "train_tok_per_s": round(stats.tgt_tokens / stats.seconds, 1) if stats.seconds > 0 else 0.0,
         "train_window_tok_per_s_median": (sorted(stats.window_tok_per_s)[len(stats.window_tok_per_s) // 2]
                                           if stats.window_tok_per_s else None),
@@ -545,7 +600,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     ap.add_argument("--joeynmt-batch-size", type=int, default=d.joeynmt_batch_size)
     ap.add_argument("--opennmt-workers", type=int, default=d.opennmt_workers)
     ap.add_argument("--log-every", type=int, default=d.log_every)
-    ap.add_argument("--save-every", type=int, default=d.save_every)
+    ap.add_argument("--save-every", type=int, default=d.save_every,
+                    help="checkpoint interval in steps: OpenNMT's only saves, "
+                         "JoeyNMT's fallback to its SIGINT save")
     ap.add_argument("--threads", type=int, help="OMP/MKL threads for the peer (default: torch's)")
     a = ap.parse_args(argv)
     if a.budget <= 0:
