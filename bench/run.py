@@ -47,12 +47,17 @@ class Row:
     better: str
     digits: int
     quality: bool = False
+    peer_key: str | None = None  # the peers' figure it is set against, when not `key` (int8 rows)
 
 
 ROWS = (
     Row("training, target tokens/s", "train_tok_per_s", "higher", 0),
     Row("greedy decoding, sentences/s", "greedy_sent_per_s", "higher", 1),
     Row("beam-5 decoding, sentences/s", "beam5_sent_per_s", "higher", 1),
+    Row("greedy decoding, sentences/s, seq2seq int8", "int8_greedy_sent_per_s", "higher", 1,
+        peer_key="greedy_sent_per_s"),
+    Row("beam-5 decoding, sentences/s, seq2seq int8", "int8_beam5_sent_per_s", "higher", 1,
+        peer_key="beam5_sent_per_s"),
     Row("training peak RSS, MB", "train_peak_rss_mb", "lower", 0),
     Row("greedy decoding peak RSS, MB", "greedy_peak_rss_mb", "lower", 0),
     Row("beam-5 decoding peak RSS, MB", "beam5_peak_rss_mb", "lower", 0),
@@ -62,6 +67,10 @@ ROWS = (
     Row("BLEU, IITB test, beam 5", "beam5_bleu", "higher", 2, quality=True),
     Row("chrF, IITB test, greedy", "greedy_chrf", "higher", 2, quality=True),
     Row("chrF, IITB test, beam 5", "beam5_chrf", "higher", 2, quality=True),
+    Row("chrF, IITB test, greedy, seq2seq int8", "int8_greedy_chrf", "higher", 2, quality=True,
+        peer_key="greedy_chrf"),
+    Row("chrF, IITB test, beam 5, seq2seq int8", "int8_beam5_chrf", "higher", 2, quality=True,
+        peer_key="beam5_chrf"),
     Row("BLEU, FLORES-200 dev, greedy", "flores_greedy_bleu", "higher", 2, quality=True),
     Row("BLEU, FLORES-200 dev, beam 5", "flores_beam5_bleu", "higher", 2, quality=True),
     Row("chrF, FLORES-200 dev, greedy", "flores_greedy_chrf", "higher", 2, quality=True),
@@ -104,9 +113,9 @@ def markdown_table(results: dict[str, dict], quality: bool) -> str:
     for row in ROWS:
         if row.quality and not quality:
             continue
-        values = [results[n].get(row.key) for n in names]
+        values = [results[n].get(row.key if n == names[0] else row.peer_key or row.key) for n in names]
         cells = [row.label, row.better] + [number(v, row.digits) for v in values]
-        cells += [ratio(values[0], results[p].get(row.key)) for p in peers]
+        cells += [ratio(values[0], value) for value in values[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

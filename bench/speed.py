@@ -147,7 +147,8 @@ def phase_decode(args: argparse.Namespace) -> dict:
     s = Settings(peer="seq2seq", budget=0, work=Path(args.work))
     sources = Path(args.src).read_text(encoding="utf-8").splitlines()[: args.limit or None]
     references = Path(args.ref).read_text(encoding="utf-8").splitlines()[: len(sources)]
-    translator = Translator.from_checkpoint(args.checkpoint, device="cpu", **decoding_overrides(s, args.method))
+    translator = Translator.from_checkpoint(args.checkpoint, device="cpu", quantize=args.quantize,
+                                            **decoding_overrides(s, args.method))
     start = time.perf_counter()
     hypotheses = [nbest[0].text for nbest in translator.translate(sources)]
     seconds = time.perf_counter() - start
@@ -270,6 +271,16 @@ def measure(s: Settings, data: Path, checkpoint: str | None) -> dict:
                 f"{key}_chrf": round(out["chrf"], 2), f"{key}_len_ratio": round(out["len_ratio"], 4),
             })
             result["bleu_signature"], result["chrf_signature"] = out["bleu_signature"], out["chrf_signature"]
+    for method in BEAMS:  # translate.py --quantize: the int8 model on the IITB test set
+        out, proc = runner.phase(
+            "decode", f"decode.test.{method}.int8", "--checkpoint", decoded, "--method", method, "--quantize",
+            "--src", str(s.work / "raw" / "test.en"), "--ref", str(s.work / "raw" / "test.hi"),
+            "--output", str(s.run_dir / f"test.{method}.int8.hi"), "--limit", str(s.limit or 0))
+        result.update({
+            f"int8_{method}_sent_per_s": round(out["sentences"] / out["seconds"], 2) if out["seconds"] > 0 else None,
+            f"int8_{method}_peak_rss_mb": round(proc.peak_rss_mb, 1), f"int8_{method}_chrf": round(out["chrf"], 2),
+            f"int8_{method}_bleu": round(out["bleu"], 2), f"int8_{method}_len_ratio": round(out["len_ratio"], 4),
+        })
     start = time.perf_counter()
     probe = subprocess.run([sys.executable, str(ROOT / "translate.py"), "--checkpoint", decoded, "--device", "cpu",
                             PROBE_SENTENCE], check=False, capture_output=True, text=True, env=env)
@@ -303,6 +314,10 @@ def summary(r: dict) -> str:
                  f"chrF {r[f'{prefix}{method}_chrf']:.2f}, peak RSS {r[f'{prefix}{method}_peak_rss_mb']:,.0f} MB"
                  for method in BEAMS]
         lines.append(f"{name} ({sents:,} sentences, batch 64): " + "; ".join(parts))
+    if r.get("int8_greedy_sent_per_s") is not None:
+        lines.append("IITB test, int8 (--quantize): " + "; ".join(
+            f"{method} {r[f'int8_{method}_sent_per_s']} sent/s, length ratio {r[f'int8_{method}_len_ratio']:.3f}, "
+            f"chrF {r[f'int8_{method}_chrf']:.2f}" for method in BEAMS))
     lines.append(f"translate.py cold start: {r['cold_start_s']} s")
     return "\n".join(lines)
 
@@ -321,6 +336,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for hidden in ("--phase", "--result", "--name", "--method", "--src", "--ref", "--output"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--max-steps", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--quantize", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.budget <= 0:
         parser.error("--budget must be > 0 seconds")

@@ -25,9 +25,11 @@ def run():
 def results() -> dict[str, dict]:
     return {
         "seq2seq": {"version": "0.1.0", "train_tok_per_s": 3000.0, "greedy_sent_per_s": 200.0, "beam5_bleu": 10.0,
+                    "int8_beam5_sent_per_s": 90.0,
                     "train_peak_rss_mb": 1500.0, "achieved_gflops": 70.0, "sgemm_gflops": 175.0,
                     "mflop_per_target_token": 23.3, "threads": 2, "test_sents": 2507, "flores_sents": 997},
         "joeynmt": {"version": "2.3.0", "train_tok_per_s": 1200.0, "greedy_sent_per_s": 0.0, "beam5_bleu": 8.0,
+                    "beam5_sent_per_s": 30.0,
                     "train_peak_rss_mb": 2000.0},
         "opennmt": {"error": "failed (exit status 1)"},
     }
@@ -55,7 +57,13 @@ def test_figures_and_ratios(run):
 def test_zero_or_missing_peer_figure_gives_no_ratio(run):
     table = run.markdown_table(results(), quality=True)
     assert row(table, "greedy decoding, sentences/s")[5:] == [run.MISSING, run.MISSING]
-    assert row(table, "beam-5 decoding, sentences/s")[2:] == [run.MISSING] * 5
+    assert row(table, "beam-5 decoding, sentences/s")[2:] == [run.MISSING, "30.0"] + [run.MISSING] * 3
+
+
+def test_int8_rows_set_seq2seq_against_the_peers_float_figures(run):
+    table = run.markdown_table(results(), quality=True)
+    assert row(table, "beam-5 decoding, sentences/s, seq2seq int8")[2:] == ["90.0", "30.0", run.MISSING, "3.00×",
+                                                                            run.MISSING]
 
 
 def test_speed_only_table_has_no_quality_rows(run):
