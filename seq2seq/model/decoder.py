@@ -2,7 +2,8 @@
 
 Work that does not depend on the recurrence is done once for the whole sequence: the
 embedding part of the first layer's gate inputs (under teacher forcing), the attention
-keys, and the output projection to the vocabulary.
+keys, the readout where nothing feeds it back (Bahdanau, no attention), and the output
+projection to the vocabulary.
 """
 
 from __future__ import annotations
