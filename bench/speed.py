@@ -252,18 +252,21 @@ def measure(s: Settings, data: Path, checkpoint: str | None) -> dict:
         "torch_version": train["torch_version"],
     }
     decoded = checkpoint or train["checkpoint"]
-    sets = [("test", "")] + ([("flores", "flores_")] if s.flores else [])
-    for split, prefix in sets:
+    # (set, key prefix, int8): the int8 model (translate.py --quantize) decodes the IITB test set only
+    runs = [("test", "", False)] + ([("flores", "flores_", False)] if s.flores else []) + [("test", "int8_", True)]
+    for split, prefix, quantize in runs:
         if not (s.work / "raw" / f"{split}.en").is_file():
             print(f"[speed] no {s.work / 'raw' / f'{split}.en'}: {split} skipped (see prepare_data.py)", flush=True)
             continue
         for method in BEAMS:
-            key = f"{prefix}{method}"
+            key, name = f"{prefix}{method}", f"{split}.{method}" + (".int8" if quantize else "")
             out, proc = runner.phase(
-                "decode", f"decode.{split}.{method}", "--checkpoint", decoded, "--method", method,
+                "decode", f"decode.{name}", "--checkpoint", decoded, "--method", method,
                 "--src", str(s.work / "raw" / f"{split}.en"), "--ref", str(s.work / "raw" / f"{split}.hi"),
-                "--output", str(s.run_dir / f"{split}.{method}.hi"), "--limit", str(s.limit or 0))
-            result[f"{prefix}sents" if prefix else "test_sents"] = out["sentences"]
+                "--output", str(s.run_dir / f"{name}.hi"), "--limit", str(s.limit or 0),
+                *(["--quantize"] if quantize else []))
+            if not quantize:
+                result[f"{prefix}sents" if prefix else "test_sents"] = out["sentences"]
             result.update({
                 f"{key}_sent_per_s": round(out["sentences"] / out["seconds"], 2) if out["seconds"] > 0 else None,
                 f"{key}_decode_s": round(out["seconds"], 2), f"{key}_wall_s": round(proc.wall_s, 2),
@@ -271,16 +274,6 @@ def measure(s: Settings, data: Path, checkpoint: str | None) -> dict:
                 f"{key}_chrf": round(out["chrf"], 2), f"{key}_len_ratio": round(out["len_ratio"], 4),
             })
             result["bleu_signature"], result["chrf_signature"] = out["bleu_signature"], out["chrf_signature"]
-    for method in BEAMS:  # translate.py --quantize: the int8 model on the IITB test set
-        out, proc = runner.phase(
-            "decode", f"decode.test.{method}.int8", "--checkpoint", decoded, "--method", method, "--quantize",
-            "--src", str(s.work / "raw" / "test.en"), "--ref", str(s.work / "raw" / "test.hi"),
-            "--output", str(s.run_dir / f"test.{method}.int8.hi"), "--limit", str(s.limit or 0))
-        result.update({
-            f"int8_{method}_sent_per_s": round(out["sentences"] / out["seconds"], 2) if out["seconds"] > 0 else None,
-            f"int8_{method}_peak_rss_mb": round(proc.peak_rss_mb, 1), f"int8_{method}_chrf": round(out["chrf"], 2),
-            f"int8_{method}_bleu": round(out["bleu"], 2), f"int8_{method}_len_ratio": round(out["len_ratio"], 4),
-        })
     start = time.perf_counter()
     probe = subprocess.run([sys.executable, str(ROOT / "translate.py"), "--checkpoint", decoded, "--device", "cpu",
                             PROBE_SENTENCE], check=False, capture_output=True, text=True, env=env)
