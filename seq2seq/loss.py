@@ -23,8 +23,9 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         spread = (log_normalizer - scores.mean(dim=-1)) * mask
         ctx.save_for_backward(logits, targets, log_normalizer, mask)
         ctx.smoothing = smoothing
-        ctx.mark_non_differentiable(nll)
-        return ((1.0 - smoothing) * nll + smoothing * spread).sum(), nll.sum()
+        nll_sum = nll.sum()
+        ctx.mark_non_differentiable(nll_sum)  # for perplexity only
+        return ((1.0 - smoothing) * nll + smoothing * spread).sum(), nll_sum
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll: torch.Tensor) -> tuple[torch.Tensor, None, None]:
@@ -47,5 +48,4 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float)
     logits (..., vocab), targets (...) with PAD_ID where nothing is predicted. Backward
     overwrites computed fp32 logits with their gradient: read them before it, never after.
     """
-    loss, nll = _SmoothedCrossEntropy.apply(logits, targets, smoothing)
-    return loss, nll.detach()
+    return _SmoothedCrossEntropy.apply(logits, targets, smoothing)

@@ -31,7 +31,6 @@ from seq2seq.loss import sequence_loss
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.plots import attention_figure
 from seq2seq.translator import Translator, select_device
-from seq2seq.vocab import PAD_ID
 
 log = logging.getLogger("seq2seq")
 

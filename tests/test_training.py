@@ -50,6 +50,7 @@ def test_sequence_loss_gradient_matches_autograd_of_cross_entropy() -> None:
         (2.5 * sequence_loss(logits, targets, smoothing)[0]).backward()
         (2.5 * F.cross_entropy(reference[mask], targets[mask], label_smoothing=smoothing, reduction="sum")).backward()
         assert torch.allclose(weights.grad, reference.grad, atol=1e-6)
+        assert not sequence_loss(weights * 1.0, targets, smoothing)[1].requires_grad  # the NLL is a statistic
         assert weights.grad[~mask].abs().max() == 0  # padding gets no gradient
 
 
