@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--n-best", type=int, help="print this many hypotheses per sentence: rank, score, text")
     translate.add_argument("--length-penalty", type=float)
     translate.add_argument("--max-len", type=int)
+    translate.add_argument("--no-repeat-ngram", type=int, metavar="N",
+                           help="forbid any N-gram of pieces from occurring twice in an output (0 = off)")
     translate.add_argument("--temperature", type=float)
     translate.add_argument("--top-k", type=int)
     translate.add_argument("--top-p", type=float)
@@ -135,7 +137,8 @@ def run_translate(args: argparse.Namespace) -> int:
     else:
         raise UserError('nothing to translate: give a sentence, "-" for stdin, or --input FILE')
     options = {"method": args.method, "beam_size": args.beam_size, "n_best": args.n_best,
-               "length_penalty": args.length_penalty, "max_len": args.max_len, "temperature": args.temperature,
+               "length_penalty": args.length_penalty, "max_len": args.max_len,
+               "no_repeat_ngram": args.no_repeat_ngram, "temperature": args.temperature,
                "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed, "batch_size": args.batch_size}
     overrides = {key: value for key, value in options.items() if value is not None}
     if "beam_size" in overrides or ("n_best" in overrides and overrides["n_best"] > 1):

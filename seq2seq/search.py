@@ -49,6 +49,21 @@ def constrain(log_probs: torch.Tensor, step: int, limits: torch.Tensor, min_len:
     return log_probs
 
 
+def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+    """Forbid each row's pieces that would complete an n-gram its history already holds.
+
+    An undertrained model loops ("the the the ..." up to the length cap); blocking repeated
+    n-grams ends the loop where it starts. history is (rows, steps so far), BOS excluded.
+    """
+    if n == 0 or history.size(1) < n:
+        return log_probs
+    windows = history.unfold(1, n, 1)  # (rows, steps - n + 1, n): every n-gram so far
+    prefix = history[:, history.size(1) - n + 1:].unsqueeze(1)  # the last n - 1 pieces
+    repeats = (windows[:, :, :-1] == prefix).all(dim=-1)  # n-grams that this step would start again
+    banned = torch.zeros_like(log_probs).scatter_reduce_(1, windows[:, :, -1], repeats.to(log_probs.dtype), "amax")
+    return log_probs.masked_fill_(banned.bool(), -math.inf)
+
+
 def search(
     model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool = False
 ) -> list[list[Hypothesis]]:
@@ -96,7 +111,10 @@ def sample_or_greedy(
     attention_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
     for step in range(outputs.size(1)):
         logits, state, weights = model.step(tokens, state, memory)
-        log_probs = constrain(logits.float().log_softmax(dim=-1), step, limits, config.min_len)
+        log_probs = logits.float().log_softmax(dim=-1)
+        if config.no_repeat_ngram:
+            log_probs = block_repeats(log_probs, outputs[active, :step], config.no_repeat_ngram)
+        log_probs = constrain(log_probs, step, limits, config.min_len)
         chosen = pick_tokens(logits, log_probs, config, generator)
         outputs[active, step] = chosen
         scores.index_add_(0, active, log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1).double())
@@ -157,7 +175,8 @@ def beam_search(
         active = sentences.numel()
         limits = limits_all[sentences].repeat_interleave(beam)
         logits, state, weights = model.step(tokens, state, memory)
-        log_probs = constrain(logits.float().log_softmax(dim=-1), step, limits, config.min_len)
+        log_probs = block_repeats(logits.float().log_softmax(dim=-1), history, config.no_repeat_ngram)
+        log_probs = constrain(log_probs, step, limits, config.min_len)
         vocab = log_probs.size(-1)
         candidates = (live_scores.view(-1, 1) + log_probs).view(active, beam * vocab)
         top_scores, top_index = candidates.topk(2 * beam, dim=1)  # (active, 2 * beam)

@@ -75,6 +75,13 @@ def test_sampling_with_seed_is_reproducible(trained_runs: Path) -> None:
     assert run(*args).stdout == run(*args).stdout
 
 
+def test_no_repeat_ngram_option_reaches_the_search(trained_runs: Path) -> None:
+    """A repeated input sends the small model into a loop; blocking 2-grams cuts it at the second turn."""
+    args = ("translate.py", "--runs", str(trained_runs), "--method", "greedy", "charlie delta echo charlie delta")
+    assert run(*args, "--no-repeat-ngram", "0").stdout.decode().count("delta charlie") >= 2
+    assert run(*args, "--no-repeat-ngram", "2").stdout.decode().count("delta charlie") == 1
+
+
 def test_evaluate_command(trained_runs: Path, reversal_data: Path) -> None:
     out = run("-m", "seq2seq", "evaluate", "--config", "configs/tiny.yaml", "--data-dir", str(reversal_data),
               "--set", f"run_dir={trained_runs}", "--split", "test")
@@ -104,6 +111,7 @@ def test_evaluate_quantize_scores_close_to_float(trained_runs: Path, reversal_da
     (("translate.py", "--checkpoint", "missing.pt", "hello"), "checkpoint not found"),
     (("translate.py", "--runs", "/nonexistent", "hello"), "no trained model"),
     (("translate.py", "--runs", "RUNS", "--beam-size", "0", "hello"), "decoding.beam_size"),
+    (("translate.py", "--runs", "RUNS", "--no-repeat-ngram", "-1", "hello"), "decoding.no_repeat_ngram"),
     (("train.py", "--config", "configs/en-hi.yaml", "--data-dir", "/nonexistent", "--set", "run_dir=RUNS"),
      "python -m seq2seq download en-hi"),
     (("-m", "seq2seq", "download", "no-such-set"), "no-such-set"),

@@ -13,7 +13,7 @@ from seq2seq.config import DecodingConfig, ModelConfig
 from seq2seq.data.batching import pad_sources
 from seq2seq.model.build import build_model
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.search import Hypothesis, search
+from seq2seq.search import Hypothesis, block_repeats, search
 from seq2seq.translator import Translator
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -207,6 +207,42 @@ def test_min_len_forces_at_least_that_many_tokens(model, sources, name: str) -> 
     assert min(lengths) >= floor
 
 
+# --- repeated n-grams -----------------------------------------------------------------------------
+
+
+def has_repeated_ngram(tokens: list[int], n: int) -> bool:
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+@pytest.mark.parametrize(("n", "banned"), [(0, set()), (1, {5, 6, 7}), (2, {7}), (3, {7}), (4, set()), (6, set())])
+def test_block_repeats_bans_exactly_the_pieces_that_complete_a_seen_ngram(n: int, banned: set[int]) -> None:
+    history = torch.tensor([[5, 6, 7, 5, 6], [8, 8, 8, 8, 8]])
+    log_probs = block_repeats(torch.zeros(2, 10), history, n)
+    assert set(torch.isinf(log_probs[0]).nonzero().view(-1).tolist()) == banned
+    assert set(torch.isinf(log_probs[1]).nonzero().view(-1).tolist()) == ({8} if 1 <= n <= 5 else set())
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("n", [2, 3])
+def test_no_output_repeats_an_ngram_when_blocked(name: str, n: int) -> None:
+    """An untrained model loops; with blocking no hypothesis repeats an n-gram, and scores stay the model's."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(emb_size=8, encoder_hidden=6, decoder_hidden=10, dropout=0.0), 15, 11).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] = -5.0  # it rarely stops, so it runs to the length limit
+    rng = random.Random(2)
+    rows = [[rng.randrange(4, 15) for _ in range(rng.randint(3, 9))] for _ in range(12)]
+    loose = decode(model, rows, dataclasses.replace(METHODS[name], no_repeat_ngram=0))
+    assert any(has_repeated_ngram(h.tokens, n) for nbest in loose for h in nbest)  # it does loop
+    blocked = decode(model, rows, dataclasses.replace(METHODS[name], no_repeat_ngram=n))
+    for source, nbest in zip(rows, blocked):
+        for hypothesis in nbest:
+            assert not has_repeated_ngram(hypothesis.tokens, n)
+            if name in ("greedy", "sample"):
+                assert hypothesis.score == pytest.approx(model_log_prob(model, source, hypothesis.tokens), abs=SCORE_TOL)
+
+
 # --- sampling -------------------------------------------------------------------------------------
 
 
@@ -238,7 +274,8 @@ def test_sampling_does_not_touch_the_global_random_state(model, sources) -> None
 
 def test_top_k_sampling_only_picks_among_the_k_likeliest(model, sources) -> None:
     """Every sampled token is among the 2 likeliest (PAD and BOS excluded) given its own prefix."""
-    sampled = decode(model, sources[:10], dataclasses.replace(SAMPLE, top_k=2, temperature=3.0))
+    # n-gram blocking off: it would put a banned piece's successor into the top 2
+    sampled = decode(model, sources[:10], dataclasses.replace(SAMPLE, top_k=2, temperature=3.0, no_repeat_ngram=0))
     for source, nbest in zip(sources[:10], sampled):
         tokens = nbest[0].tokens
         src, lengths = pad_sources([source])
