@@ -7,7 +7,8 @@
 Every system trains the matched model (emb 256, biGRU encoder 256 per direction, GRU decoder
 256, Bahdanau attention, dropout 0.1, Adam 1e-3, ~64-sentence batches) on the same
 SentencePiece pieces for the same wall-clock budget, start-up included; then it decodes the
-IITB test set (and FLORES-200 dev) greedy and with beam 5, batch 64, at most 200 pieces.
+IITB test set (and FLORES-200 dev) greedy and with beam 5, batch 64, at most 200 pieces, no
+repeated 4-gram of pieces (every system has the option; seq2seq has it on by default).
 seq2seq runs through bench/speed.py and each peer through bench/peers/run_peer.py, each in
 its own processes so that peak RSS is its own, never two at once, so they never share the CPU.
 """
@@ -120,6 +121,11 @@ def markdown_table(results: dict[str, dict], quality: bool) -> str:
     return "\n".join(lines)
 
 
+def repeats_clause(n: int) -> str:
+    """How the decoding of every system treated repeated n-grams, for the footer."""
+    return f", no {n}-gram of pieces twice in one output" if n else ", repeated n-grams allowed"
+
+
 def footer(results: dict[str, dict], machine: dict, quality: bool) -> list[str]:
     """What the table cannot say: seq2seq's share of the matmul peak, the machine, the settings, failures."""
     lines = []
@@ -136,7 +142,7 @@ def footer(results: dict[str, dict], machine: dict, quality: bool) -> list[str]:
     lines.append(
         f"{machine['date']}, {machine['cpu']}, threads: {machine['threads']}, torch {machine['torch']}; "
         f"{machine['budget_s']:.0f} s of training per system (start-up included); decoding {sets}, "
-        "batch 64, at most 200 pieces.")
+        f"batch 64, at most 200 pieces{repeats_clause(ours.get('settings', {}).get('no_repeat_ngram', 0))}.")
     if not quality:
         lines.append("Speed-only run: the models are barely trained, so decoding speeds compare like with like "
                      "only where the length ratios are close.")

@@ -62,14 +62,16 @@ def matched_overrides(s: Settings, name: str) -> list[str]:
 
 
 def decoding_overrides(s: Settings, method: str) -> dict:
-    """The peers' decoding: batch 64, at most max_output_len pieces, GNMT alpha for beam search.
+    """The peers' decoding: batch 64, at most max_output_len pieces, GNMT alpha for beam search,
+    no repeated n-gram of no_repeat_ngram pieces.
 
     max_len_extra = max_len switches off seq2seq's own `ratio * source + extra` cap, which the
     peers do not have, so that 200 pieces is the only limit for every system.
     """
     search = {"method": "greedy"} if BEAMS[method] == 1 else {"method": "beam", "beam_size": BEAMS[method]}
     return {**search, "n_best": 1, "batch_size": s.decode_batch, "max_len": s.max_output_len,
-            "max_len_extra": s.max_output_len, "min_len": 1, "length_penalty": s.beam_alpha}
+            "max_len_extra": s.max_output_len, "min_len": 1, "length_penalty": s.beam_alpha,
+            "no_repeat_ngram": s.no_repeat_ngram}
 
 
 # ------------------------------------------------------------------ phases (child processes)
@@ -283,8 +285,8 @@ def measure(s: Settings, data: Path, checkpoint: str | None) -> dict:
     result["settings"] = {"emb": s.emb, "hidden": s.hidden, "dropout": s.dropout, "lr": s.lr, "clip": s.clip,
                           "label_smoothing": s.label_smoothing, "max_train_len": s.max_train_len,
                           "max_output_len": s.max_output_len, "decode_batch": s.decode_batch,
-                          "beam_alpha": s.beam_alpha, "seed": s.seed, "threads": s.threads,
-                          "batch": f"sents:{s.opennmt_batch_size}", "checkpoint": decoded}
+                          "beam_alpha": s.beam_alpha, "no_repeat_ngram": s.no_repeat_ngram, "seed": s.seed,
+                          "threads": s.threads, "batch": f"sents:{s.opennmt_batch_size}", "checkpoint": decoded}
     return result
 
 

@@ -27,7 +27,8 @@ def results() -> dict[str, dict]:
         "seq2seq": {"version": "0.1.0", "train_tok_per_s": 3000.0, "greedy_sent_per_s": 200.0, "beam5_bleu": 10.0,
                     "int8_beam5_sent_per_s": 90.0,
                     "train_peak_rss_mb": 1500.0, "achieved_gflops": 70.0, "sgemm_gflops": 175.0,
-                    "mflop_per_target_token": 23.3, "threads": 2, "test_sents": 2507, "flores_sents": 997},
+                    "mflop_per_target_token": 23.3, "threads": 2, "test_sents": 2507, "flores_sents": 997,
+                    "settings": {"no_repeat_ngram": 4}},
         "joeynmt": {"version": "2.3.0", "train_tok_per_s": 1200.0, "greedy_sent_per_s": 0.0, "beam5_bleu": 8.0,
                     "beam5_sent_per_s": 30.0,
                     "train_peak_rss_mb": 2000.0},
@@ -77,4 +78,5 @@ def test_footer_reports_share_of_matmul_peak_and_failures(run):
     lines = run.footer(results(), machine, quality=True)
     assert "= 40% of the measured fp32 torch.mm peak (175.0 GFLOP/s" in lines[0]
     assert "2,507 IITB test sentences, 997 FLORES-200 dev sentences" in lines[1]
+    assert lines[1].endswith("at most 200 pieces, no 4-gram of pieces twice in one output.")
     assert lines[-1] == "opennmt: failed (exit status 1)"

@@ -65,6 +65,7 @@ class Settings:
     max_output_len: int = 200  # decoding stops after this many target pieces
     decode_batch: int = 64
     beam_alpha: float = 1.0    # GNMT length penalty ((5+len)/6)^alpha for beam search; 0 = none
+    no_repeat_ngram: int = 4   # no n-gram of target pieces twice in one output (seq2seq's default); 0 = off
     joeynmt_batch_type: str = "token"
     joeynmt_batch_size: int = 1500
     opennmt_batch_size: int = 64
@@ -284,6 +285,7 @@ class JoeyNMT(Peer):
             "joeynmt.yaml.in", model_dir=self.run_dir / "model", seed=s.seed,
             pieces=self.pieces, dev=self.dev, vocab=self.vocab,
             max_train_len=s.max_train_len, beam_size=beam, beam_alpha=s.beam_alpha,
+            no_repeat_ngram=s.no_repeat_ngram or -1,
             decode_batch=s.decode_batch, max_output_len=s.max_output_len, lr=s.lr,
             clip=s.clip, label_smoothing=s.label_smoothing, batch_size=s.joeynmt_batch_size,
             batch_type=s.joeynmt_batch_type,
@@ -437,6 +439,7 @@ class OpenNMT(Peer):
                "-src", str(src), "-output", str(out), "-beam_size", str(beam),
                "-batch_size", str(s.decode_batch), "-batch_type", "sents",
                "-max_length", str(s.max_output_len), "-min_length", "1",
+               "-block_ngram_repeat", str(s.no_repeat_ngram),
                "-seed", str(s.seed), "-report_time"]
         if beam > 1 and s.beam_alpha > 0:
             # "wu" is the GNMT penalty ((5+len)/6)^alpha, the one JoeyNMT's beam_alpha uses.
@@ -576,7 +579,8 @@ def run(s: Settings) -> dict:
                           "clip": s.clip, "label_smoothing": s.label_smoothing,
                           "max_train_len": s.max_train_len,
                           "max_output_len": s.max_output_len, "decode_batch": s.decode_batch,
-                          "beam_alpha": s.beam_alpha, "seed": s.seed, "threads": s.threads,
+                          "beam_alpha": s.beam_alpha, "no_repeat_ngram": s.no_repeat_ngram,
+                          "seed": s.seed, "threads": s.threads,
                           "batch": (f"{s.joeynmt_batch_type}:{s.joeynmt_batch_size}" if s.peer == "joeynmt"
                                     else f"sents:{s.opennmt_batch_size}")}
     return result
