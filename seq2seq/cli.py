@@ -123,7 +123,6 @@ def read_lines(source: str) -> list[str]:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from seq2seq.evaluation import score
     from seq2seq.translator import Translator
 
     if args.input and args.text:
@@ -159,6 +158,8 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.attention:
         save_attention_of(results, Path(args.attention))
     if args.reference:
+        from seq2seq.evaluation import score  # sacrebleu loads only when there is something to score
+
         references = read_lines(args.reference)
         if len(references) != len(texts):
             raise UserError(f"{args.reference} has {len(references)} lines for {len(texts)} inputs")
