@@ -84,6 +84,14 @@ class VocabConfig:
     sample_size: int = doc(
         "sentences sampled to train SentencePiece (0 = all); its memory grows by about 5 kB per sentence", 200_000
     )
+    joint: bool = doc(
+        "one SentencePiece model over both sides (src_size pieces); lets model.share_embeddings share all three", False
+    )
+    sampling_alpha: float = doc(
+        "subword regularisation: sample a new segmentation of each training sentence per epoch with this "
+        "SentencePiece smoothing alpha (0 = off; dev, test and translation always use the best segmentation)", 0.0
+    )
+    sampling_nbest: int = doc("subword regularisation: sample among this many best segmentations (-1 = all)", -1)
 
 
 @dataclass
