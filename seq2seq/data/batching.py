@@ -108,7 +108,6 @@ class Batch:
     src_lengths: torch.Tensor  # (batch,) long, on CPU (pack_padded_sequence wants it there)
     tgt_in: torch.Tensor  # (batch, tgt_len): BOS y1 .. yn
     tgt_out: torch.Tensor  # (batch, tgt_len): y1 .. yn EOS
-    indices: list[int]
 
     @property
     def target_tokens(self) -> int:
@@ -117,7 +116,7 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         return Batch(
             self.src.to(device, non_blocking=True), self.src_lengths,
-            self.tgt_in.to(device, non_blocking=True), self.tgt_out.to(device, non_blocking=True), self.indices,
+            self.tgt_in.to(device, non_blocking=True), self.tgt_out.to(device, non_blocking=True),
         )
 
 
@@ -143,7 +142,7 @@ def collate(corpus: EncodedCorpus, indices: list[int]) -> Batch:
         tgt_in[i, 1 : len(row) + 1] = ids
         tgt_out[i, : len(row)] = ids
         tgt_out[i, len(row)] = EOS_ID
-    return Batch(src, src_lengths, tgt_in, tgt_out, list(indices))
+    return Batch(src, src_lengths, tgt_in, tgt_out)
 
 
 def make_batches(
