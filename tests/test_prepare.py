@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +92,102 @@ def test_changed_data_or_settings_make_a_new_cache_entry(data_dir: Path, tmp_pat
     changed, _ = prepared(make_config(data_dir, tmp_path / "c"))
     assert changed not in (base, limited)
     assert len(list((tmp_path / "cache").glob("vocab-*"))) == 2  # new text, new vocabulary
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def corrupt_format(path: Path) -> None:
+    layout = json.loads(path.read_text())
+    path.write_text(json.dumps({**layout, "pairs": layout["pairs"] - 1}))
+
+
+@pytest.mark.parametrize("name,damage", [
+    ("src_ids.bin", truncate),
+    ("tgt_ids.bin", lambda path: path.write_bytes(b"")),
+    ("tgt_offsets.npy", Path.unlink),
+    ("src_offsets.npy", truncate),
+    ("format.json", corrupt_format),
+    ("format.json", lambda path: path.write_text("{")),
+    ("report.json", Path.unlink),
+])
+def test_a_damaged_corpus_cache_is_rebuilt_not_trusted(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    name: str, damage: Callable[[Path], None],
+) -> None:
+    folder, first = prepared(make_config(data_dir, tmp_path / "a"))
+    src_ids, tgt_offsets = np.array(first.corpus.src_ids), np.array(first.corpus.tgt_offsets)
+    damage(folder / name)
+    encodings: list[Path] = []
+    encode = prepare.encode_training_pairs
+    monkeypatch.setattr(prepare, "encode_training_pairs", lambda *args: encodings.append(args[-1]) or encode(*args))
+    again_folder, again = prepared(make_config(data_dir, tmp_path / "b"))
+    assert len(encodings) == 1 and again_folder == folder
+    assert "is damaged" in caplog.text and name in caplog.text
+    assert np.array_equal(again.corpus.src_ids, src_ids) and np.array_equal(again.corpus.tgt_offsets, tgt_offsets)
+    assert not list(folder.parent.glob(".*"))  # neither the staging nor the damaged folder is left behind
+
+
+def test_a_damaged_vocabulary_cache_is_retrained_not_trusted(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    prepared(make_config(data_dir, tmp_path / "a"))
+    vocab_folder = next((tmp_path / "cache").glob("vocab-*"))
+    truncate(vocab_folder / "tgt.spm.model")
+    trainings: list[int] = []
+    train = prepare.train_vocab
+    monkeypatch.setattr(prepare, "train_vocab", lambda *args: trainings.append(args[1]) or train(*args))
+    config = make_config(data_dir, tmp_path / "b")
+    _, again = prepared(config)
+    assert len(trainings) == 2 and "vocabularies" in caplog.text and "is damaged" in caplog.text
+    assert (vocab_folder / "tgt.spm.model").read_bytes() == again.tgt_vocab.model_proto
+    assert len(again.tgt_vocab) > 0
+
+
+def test_a_damaged_cache_after_preparation_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "a")
+    folder, _ = prepared(config)
+    truncate(folder / "tgt_ids.bin")
+    with pytest.raises(UserError, match="encoded corpus is damaged .*tgt_ids.bin.*run again"):
+        prepare.open_training_data(folder, config.run_path)
+
+
+def test_cache_files_reach_the_disk_before_the_folder_is_renamed_into_place(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(handle: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{handle}")))
+        fsync(handle)
+
+    def recording_replace(source: str | Path, target: str | Path) -> None:
+        events.append(("rename", str(source)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    folder, _ = prepared(make_config(data_dir, tmp_path / "a"))
+    cache = str(folder.parent)
+    for published in (folder, next(folder.parent.glob("vocab-*"))):
+        staging = next(source for kind, source in events if kind == "rename" and published.name in source)
+        rename = events.index(("rename", staging))
+        synced = {Path(path).name for _, path in events[:rename] if Path(path).parent == Path(staging)}
+        assert synced == {file.name for file in published.iterdir()}
+        assert events[rename - 1] == ("fsync", staging)
+        assert ("fsync", cache) in events[rename + 1:]
+
+
+def test_data_format_version_is_part_of_every_cache_key(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, _ = prepared(make_config(data_dir, tmp_path / "a"))
+    monkeypatch.setattr(prepare, "DATA_FORMAT_VERSION", prepare.DATA_FORMAT_VERSION + 1)
+    after, _ = prepared(make_config(data_dir, tmp_path / "b"))
+    assert after != before
+    assert len(list((tmp_path / "cache").glob("vocab-*"))) == 2
 
 
 def test_a_resumed_run_keeps_its_own_vocabularies(data_dir: Path, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +34,18 @@ class EncodedCorpus:
 
     @classmethod
     def open(cls, folder: Path) -> EncodedCorpus:
-        """Map a corpus written by EncodedCorpusWriter; pages load on demand and are shared by processes."""
-        dtype = np.dtype(json.loads((folder / "format.json").read_text())["dtype"])
+        """Map a corpus written by EncodedCorpusWriter; pages load on demand and are shared by processes.
 
-        def ids(name: str) -> np.ndarray:
-            path = folder / name
-            return np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-
-        return cls(ids("src_ids.bin"), np.load(folder / "src_offsets.npy"),
-                   ids("tgt_ids.bin"), np.load(folder / "tgt_offsets.npy"))
+        Raises DamagedCache when its files disagree with each other or with format.json (a torn
+        write, a truncated copy), so that a broken cache is rebuilt instead of trained on.
+        """
+        try:
+            layout = json.loads((folder / "format.json").read_text())
+            dtype, pairs = np.dtype(layout["dtype"]), int(layout["pairs"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DamagedCache(f"format.json: {error}") from None
+        return cls(*_map_rows(folder, "src_ids.bin", "src_offsets.npy", dtype, pairs),
+                   *_map_rows(folder, "tgt_ids.bin", "tgt_offsets.npy", dtype, pairs))
 
     def __len__(self) -> int:
         return len(self.src_offsets) - 1
@@ -68,36 +70,69 @@ class EncodedCorpus:
         )
 
 
+class DamagedCache(Exception):
+    """A cached folder whose files disagree: it must be rebuilt, never read."""
+
+
+def _map_rows(folder: Path, flat_name: str, offsets_name: str, dtype: np.dtype, rows: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A flat file (memory-mapped) and its offsets, once both agree with each other and with `rows`."""
+    try:
+        offsets = np.load(folder / offsets_name)
+        size = (folder / flat_name).stat().st_size
+    except (OSError, ValueError, EOFError) as error:
+        raise DamagedCache(f"{offsets_name} or {flat_name}: {error}") from None
+    if offsets.dtype != np.int64 or offsets.shape != (rows + 1,) or offsets[0] != 0 or (np.diff(offsets) < 0).any():
+        raise DamagedCache(f"{offsets_name} does not hold the {rows + 1:,} increasing offsets from 0 "
+                           f"that format.json's {rows:,} pairs need")
+    if size != int(offsets[-1]) * dtype.itemsize:
+        raise DamagedCache(f"{flat_name} has {size:,} bytes but its offsets need {int(offsets[-1]) * dtype.itemsize:,}")
+    return (np.memmap(folder / flat_name, dtype=dtype, mode="r") if size else np.zeros(0, dtype)), offsets
+
+
+class _RowsWriter:
+    """Rows appended to one flat file; only their lengths (8 bytes a row) stay in memory."""
+
+    def __init__(self, path: Path):
+        self._file = path.open("wb")
+        self._lengths: list[np.ndarray] = []
+
+    def append(self, flat: bytes, lengths: np.ndarray) -> None:
+        self._file.write(flat)
+        self._lengths.append(lengths)
+
+    def close(self, offsets_path: Path) -> int:
+        """Close the flat file and save the offsets of its rows; returns how many rows it has."""
+        self._file.close()
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        np.save(offsets_path, offsets)
+        return len(lengths)
+
+
 class EncodedCorpusWriter:
-    """Appends encoded pairs to flat files, so a corpus of any size is never whole in memory."""
+    """Appends encoded pairs to flat files, so a corpus of any size is never whole in memory.
+
+    Nothing is fsynced here: the folder is made durable as a whole when it is published.
+    """
 
     def __init__(self, folder: Path, vocab_size: int):
         self.folder = folder
         self.dtype = np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32)
-        self._files = {side: (folder / f"{side}_ids.bin").open("wb") for side in ("src", "tgt")}
-        self._lengths: dict[str, list[np.ndarray]] = {"src": [], "tgt": []}
+        self._ids = {side: _RowsWriter(folder / f"{side}_ids.bin") for side in ("src", "tgt")}
 
     def append(self, src: list[list[int]], tgt: list[list[int]]) -> None:
         for side, rows in (("src", src), ("tgt", tgt)):
             lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
             flat = np.fromiter((i for r in rows for i in r), dtype=self.dtype, count=int(lengths.sum()))
-            self._files[side].write(flat.tobytes())
-            self._lengths[side].append(lengths)
+            self._ids[side].append(flat.tobytes(), lengths)
 
     def close(self) -> int:
-        """Flush the id files, write the offsets; returns the number of pairs."""
-        pairs = 0
-        for side, handle in self._files.items():
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            lengths = np.concatenate(self._lengths[side]) if self._lengths[side] else np.zeros(0, np.int64)
-            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-            np.cumsum(lengths, out=offsets[1:])
-            np.save(self.folder / f"{side}_offsets.npy", offsets)
-            pairs = len(lengths)
-        (self.folder / "format.json").write_text(json.dumps({"dtype": self.dtype.name, "pairs": pairs}))
-        return pairs
+        """Close the id files, write the offsets and format.json; returns the number of pairs."""
+        pairs = {side: rows.close(self.folder / f"{side}_offsets.npy") for side, rows in self._ids.items()}
+        (self.folder / "format.json").write_text(json.dumps({"dtype": self.dtype.name, "pairs": pairs["src"]}))
+        return pairs["src"]
 
 
 @dataclass

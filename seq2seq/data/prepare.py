@@ -16,14 +16,14 @@ import logging
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from seq2seq.config import Config
-from seq2seq.data.batching import EncodedCorpus, EncodedCorpusWriter
+from seq2seq.data.batching import DamagedCache, EncodedCorpus, EncodedCorpusWriter
 from seq2seq.data.cleaning import PairFilter
 from seq2seq.data.corpus import EvalSets, data_files, training_pairs
 from seq2seq.errors import UserError
@@ -35,6 +35,11 @@ log = logging.getLogger("seq2seq")
 # Pairs encoded per SentencePiece call: large enough to amortise the call, small enough to stay lean.
 CHUNK_PAIRS = 20_000
 VOCAB_FILES = {"src": "src.spm.model", "tgt": "tgt.spm.model"}
+VOCAB_CHECKSUMS = "checksums.json"
+# Part of every cache key. Bump it in the same commit as any change to what a given config and
+# files produce: cleaning rules or their order, normalisation, holdout or reservoir sampling,
+# vocabulary training, encoding, or the cache's file layout. Caches of other versions are then ignored.
+DATA_FORMAT_VERSION = 2
 
 
 @dataclass
@@ -70,7 +75,7 @@ def data_fingerprint(config: Config) -> str:
     data = config.data
     contents = {str(relative): file_digest(Path(data.root) / relative) for relative in data_files(data)}
     specs = [dataclasses.asdict(spec) for spec in data.train]
-    return _key(contents, specs, dataclasses.asdict(data.cleaning), config.seed)
+    return _key(DATA_FORMAT_VERSION, contents, specs, dataclasses.asdict(data.cleaning), config.seed)
 
 
 def cleaned_pairs(config: Config, eval_sets: EvalSets, report: CleaningReport) -> Iterator[tuple[int, str, str]]:
@@ -104,14 +109,50 @@ def vocab_sample(config: Config, eval_sets: EvalSets) -> tuple[list[str], list[s
     return src, tgt
 
 
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def _publish(staging: Path, folder: Path) -> None:
-    """Rename a finished folder into place; if another process got there first, theirs stays."""
+    """Rename a finished folder into place; if another process got there first, theirs stays.
+
+    Files, then the folder, reach the disk before the rename and the parent after it: a crash
+    leaves either no cache folder or a whole one, never a renamed folder of empty files.
+    """
+    for file in staging.iterdir():
+        _fsync(file)
+    _fsync(staging)
     try:
         os.replace(staging, folder)
     except OSError:
         if not folder.is_dir():
             raise
         shutil.rmtree(staging, ignore_errors=True)
+    _fsync(folder.parent)
+
+
+def _reusable(folder: Path, what: str, verify: Callable[[Path], None]) -> bool:
+    """Whether a cached folder exists and passes `verify`; a damaged one is moved away to be rebuilt."""
+    if not folder.exists():
+        return False
+    try:
+        verify(folder)
+    except DamagedCache as error:
+        log.warning("%s: %s is damaged (%s); rebuilding it", what, folder, error)
+        trash = folder.parent / f".{folder.name}.{os.getpid()}.damaged"
+        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(folder, trash)  # a rename, so a process still reading it keeps its files
+        except FileNotFoundError:
+            pass  # another process moved it first
+        shutil.rmtree(trash, ignore_errors=True)
+        return False
+    log.info("%s: reusing %s", what, folder)
+    return True
 
 
 def _staging(cache: Path, name: str) -> Path:
@@ -121,11 +162,20 @@ def _staging(cache: Path, name: str) -> Path:
     return staging
 
 
+def _verify_vocabs(folder: Path) -> None:
+    try:
+        expected = json.loads((folder / VOCAB_CHECKSUMS).read_text())
+        found = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in VOCAB_FILES.values()}
+    except (OSError, ValueError) as error:
+        raise DamagedCache(str(error)) from None
+    if found != expected:
+        raise DamagedCache(f"the models do not match {VOCAB_CHECKSUMS}")
+
+
 def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: Path) -> Path:
     """The folder of both SentencePiece models for this data and vocab config, trained if new."""
     folder = cache / f"vocab-{_key(fingerprint, dataclasses.asdict(config.vocab), config.seed)}"
-    if all((folder / name).is_file() for name in VOCAB_FILES.values()):
-        log.info("vocabularies: reusing %s", folder)
+    if _reusable(folder, "vocabularies", _verify_vocabs):
         return folder
     # a pass of its own: cleaning the stream again later is cheaper than holding the cleaned corpus
     src, tgt = vocab_sample(config, eval_sets)
@@ -137,6 +187,8 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
                  f"{len(texts):,}")
         (staging / VOCAB_FILES[side]).write_bytes(train_vocab(texts, size, config.vocab, config.seed).model_proto)
         texts.clear()
+    checksums = {name: hashlib.sha256((staging / name).read_bytes()).hexdigest() for name in VOCAB_FILES.values()}
+    (staging / VOCAB_CHECKSUMS).write_text(json.dumps(checksums))
     _publish(staging, folder)
     return folder
 
@@ -195,8 +247,7 @@ def prepare_training_data(config: Config, eval_sets: EvalSets, run_path: Path) -
     src_proto, tgt_proto = ((run_path / VOCAB_FILES[side]).read_bytes() for side in ("src", "tgt"))
     limits = (config.data.max_src_pieces, config.data.max_tgt_pieces)
     folder = cache / f"corpus-{_key(fingerprint, hashlib.sha256(src_proto + tgt_proto).hexdigest(), limits)}"
-    if (folder / "report.json").is_file():
-        log.info("encoded corpus: reusing %s", folder)
+    if _reusable(folder, "encoded corpus", _verify_corpus):
         return folder
     staging = _staging(cache, folder.name)
     report = encode_training_pairs(config, eval_sets, Vocab(src_proto), Vocab(tgt_proto), staging)
@@ -216,8 +267,24 @@ class TrainingData:
     report: CleaningReport
 
 
+def _read_report(folder: Path) -> CleaningReport:
+    try:
+        fields = json.loads((folder / "report.json").read_text())
+        return CleaningReport(kept=int(fields["kept"]), dropped={str(k): int(v) for k, v in fields["dropped"].items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DamagedCache(f"report.json: {error}") from None
+
+
+def _verify_corpus(folder: Path) -> None:
+    EncodedCorpus.open(folder)
+    _read_report(folder)
+
+
 def open_training_data(folder: Path, run_path: Path) -> TrainingData:
     """The memory-mapped corpus and the run's vocabularies (every process calls this)."""
-    report = CleaningReport(**json.loads((folder / "report.json").read_text()))
+    try:
+        corpus, report = EncodedCorpus.open(folder), _read_report(folder)
+    except DamagedCache as error:
+        raise UserError(f"{folder}: the encoded corpus is damaged ({error}); run again to rebuild it") from None
     src_vocab, tgt_vocab = (Vocab((run_path / VOCAB_FILES[side]).read_bytes()) for side in ("src", "tgt"))
-    return TrainingData(EncodedCorpus.open(folder), src_vocab, tgt_vocab, report)
+    return TrainingData(corpus, src_vocab, tgt_vocab, report)
