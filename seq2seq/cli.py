@@ -202,8 +202,8 @@ def save_attention_of(results, path: Path) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
+    from seq2seq.data.catalogue import ensure_files
     from seq2seq.data.corpus import data_files, load_eval_sets
-    from seq2seq.data.sources import ensure_files
     from seq2seq.training import evaluate_tests
     from seq2seq.translator import Translator
 
@@ -223,11 +223,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from seq2seq.data.sources import DATASETS, download_dataset
+    from seq2seq.data.catalogue import DATASETS, download_dataset
 
     if args.list or not args.name:
+        width = max(map(len, DATASETS)) + 2
         for name, dataset in DATASETS.items():
-            print(f"{name:18} {dataset.description} ({dataset.license})")
+            print(f"{name:{width}}{dataset.description}\n{'':{width}}url: {dataset.url}\n"
+                  f"{'':{width}}license: {dataset.license}")
         return 0
     download_dataset(args.name, Path(args.dir))
     return 0

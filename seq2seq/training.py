@@ -20,9 +20,9 @@ from tqdm import tqdm
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
 from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
+from seq2seq.data.catalogue import ensure_files
 from seq2seq.data.corpus import Corpus, check_files_exist, data_files, load_eval_sets
 from seq2seq.data.prepare import open_training_data, prepare_training_data
-from seq2seq.data.sources import ensure_files
 from seq2seq.distributed import World, init_world
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
