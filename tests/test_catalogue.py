@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import socket
+import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 from test_archives import make_tgz, make_zip
 from test_download import Site, sha256, site  # noqa: F401 (site is a fixture)
 
@@ -271,6 +274,76 @@ def test_ensure_files_rejects_an_unknown_dataset_before_downloading(
     assert site.requests == []
 
 
+# --- the Tatoeba Challenge test set ----------------------------------------------------
+
+CHALLENGE_DIR = "data/release/v2021-08-07/eng-hin"
+CHALLENGE = {
+    f"{CHALLENGE_DIR}/train.src.gz": b"not installed",
+    f"{CHALLENGE_DIR}/train.trg.gz": b"not installed",
+    f"{CHALLENGE_DIR}/train.id.gz": b"not installed",
+    f"{CHALLENGE_DIR}/dev.src": b"Dev sentence.\n",
+    f"{CHALLENGE_DIR}/dev.trg": "विकास वाक्य।\n".encode(),
+    f"{CHALLENGE_DIR}/test.src": b"I'm hungry.\nWhere is it?\n",
+    f"{CHALLENGE_DIR}/test.trg": "मुझे भूख लगी है।\nवह कहाँ है?\n".encode(),
+    f"{CHALLENGE_DIR}/test.id": b"eng\thin\neng\thin\n",
+}
+
+
+def make_tar(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar, as the Tatoeba Challenge publishes its releases."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_tatoeba_challenge_installs_only_its_test_set(site: Site, tmp_path: Path) -> None:
+    site.serve("eng-hin.tar", make_tar(CHALLENGE))
+
+    installed = catalogue.download_dataset(
+        "tatoeba-test-eng-hin", tmp_path, base_url=site.url, progress=False
+    )
+
+    folder = tmp_path / "extra" / "tatoeba-test-eng-hin"
+    assert sorted(installed) == [folder / "tatoeba-test.en", folder / "tatoeba-test.hi"]
+    assert (folder / "tatoeba-test.en").read_bytes() == CHALLENGE[f"{CHALLENGE_DIR}/test.src"]
+    assert (folder / "tatoeba-test.hi").read_bytes() == CHALLENGE[f"{CHALLENGE_DIR}/test.trg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads", "extra"]
+    assert [p.name for p in (tmp_path / "extra").iterdir()] == ["tatoeba-test-eng-hin"]
+    assert [request for request, _ in site.requests] == ["/eng-hin.tar"]
+
+
+def test_tatoeba_challenge_archive_without_the_release_folder_is_a_user_error(
+    site: Site, tmp_path: Path
+) -> None:
+    site.serve("eng-hin.tar", make_tar({"data/eng-hin/test.src": b"x\n"}))
+
+    with pytest.raises(UserError, match=f"missing {CHALLENGE_DIR}/test.src"):
+        catalogue.download_dataset(
+            "tatoeba-test-eng-hin", tmp_path, base_url=site.url, progress=False
+        )
+
+    assert not (tmp_path / "extra").exists()
+
+
+def test_tatoeba_challenge_matches_the_shared_data_layout(site: Site, tmp_path: Path) -> None:
+    shared = SHARED_DATA / "extra" / "tatoeba-test-eng-hin"
+    if not shared.is_dir():
+        pytest.skip("../shared/data is not here")
+    site.serve("eng-hin.tar", make_tar(CHALLENGE))
+
+    installed = catalogue.download_dataset(
+        "tatoeba-test-eng-hin", tmp_path, base_url=site.url, progress=False
+    )
+
+    assert sorted(p.relative_to(tmp_path) for p in installed) == sorted(
+        p.relative_to(SHARED_DATA) for p in shared.iterdir()
+    )
+
+
 # --- the catalogue itself ---------------------------------------------------------------
 
 
@@ -279,7 +352,8 @@ def test_registry_files_have_unique_names_and_https_or_http_urls() -> None:
         names = [remote.name for remote in dataset.files]
         assert len(names) == len(set(names)), dataset.name
         assert all(url.startswith(("http://", "https://")) for r in dataset.files for url in r.urls)
-    expected = {"iitb-devtest", "iitb", "tatoeba-hin-eng", "flores200", "opus100-en-hi", "en-hi"}
+    expected = {"iitb-devtest", "iitb", "tatoeba-hin-eng", "flores200", "opus100-en-hi", "en-hi",
+                "tatoeba-test-eng-hin"}
     assert expected <= set(catalogue.DATASETS)
 
 

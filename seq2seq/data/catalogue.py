@@ -217,6 +217,37 @@ _OPUS100 = Dataset(
     install=_install_opus100,
 )
 
+_TATOEBA_CHALLENGE_RELEASE = "v2021-08-07"
+_TATOEBA_CHALLENGE_DIR = f"data/release/{_TATOEBA_CHALLENGE_RELEASE}/eng-hin"
+
+# The whole eng-hin release (OPUS training data included) is one archive; only its test set,
+# all 5,000 pairs, is installed. The copy in shared/data drops pairs that overlap other sets;
+# training's eval-overlap cleaning does the same for the dev, test and held-out sets of a config.
+_TATOEBA_CHALLENGE = Dataset(
+    name="tatoeba-test-eng-hin",
+    description=f"Tatoeba Challenge {_TATOEBA_CHALLENGE_RELEASE} eng-hin test set (5000 pairs)",
+    url="https://github.com/Helsinki-NLP/Tatoeba-Challenge",
+    license="Tatoeba sentences CC-BY 2.0 France; the Tatoeba Challenge release CC BY-NC-SA 4.0",
+    files=(
+        # A fixed release, but no trusted copy of the archive was at hand to take its sha256 from.
+        RemoteFile(
+            # The release in the name: a later release must not reuse this download unchecked.
+            name=f"tatoeba-challenge-{_TATOEBA_CHALLENGE_RELEASE}-eng-hin.tar",
+            urls=(
+                "https://object.pouta.csc.fi/"
+                f"Tatoeba-Challenge-{_TATOEBA_CHALLENGE_RELEASE}/eng-hin.tar",
+            ),
+        ),
+    ),
+    install=_tar_installer(
+        f"tatoeba-challenge-{_TATOEBA_CHALLENGE_RELEASE}-eng-hin.tar",
+        {
+            f"{_TATOEBA_CHALLENGE_DIR}/test.src": "extra/tatoeba-test-eng-hin/tatoeba-test.en",
+            f"{_TATOEBA_CHALLENGE_DIR}/test.trg": "extra/tatoeba-test-eng-hin/tatoeba-test.hi",
+        },
+    ),
+)
+
 DATASETS: dict[str, Dataset] = {
     dataset.name: dataset
     for dataset in (
@@ -225,6 +256,7 @@ DATASETS: dict[str, Dataset] = {
         _TATOEBA,
         _FLORES200,
         _OPUS100,
+        _TATOEBA_CHALLENGE,
         _combine("en-hi", "The default bundle: IITB train/dev/test and Tatoeba", (_IITB, _TATOEBA)),
     )
 }
