@@ -27,7 +27,7 @@ from seq2seq.data.batching import DamagedCache, EncodedCorpus, EncodedCorpusWrit
 from seq2seq.data.cleaning import PairFilter
 from seq2seq.data.corpus import EvalSets, data_files, training_pairs
 from seq2seq.errors import UserError
-from seq2seq.files import atomic_write
+from seq2seq.files import atomic_write, sha256_file
 from seq2seq.vocab import Vocab, train_vocab
 
 log = logging.getLogger("seq2seq")
@@ -58,14 +58,6 @@ class CleaningReport:
         return f"kept {self.kept:,} of {total:,} pairs; dropped: {parts}"
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -73,7 +65,7 @@ def _key(*parts: object) -> str:
 def data_fingerprint(config: Config) -> str:
     """What decides the cleaned training pairs: the bytes of every file read, the specs, rules and seed."""
     data = config.data
-    contents = {str(relative): file_digest(Path(data.root) / relative) for relative in data_files(data)}
+    contents = {str(relative): sha256_file(Path(data.root) / relative) for relative in data_files(data)}
     specs = [dataclasses.asdict(spec) for spec in data.train]
     return _key(DATA_FORMAT_VERSION, contents, specs, dataclasses.asdict(data.cleaning), config.seed)
 
