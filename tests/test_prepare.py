@@ -15,7 +15,7 @@ from seq2seq.config import Config
 from seq2seq.data.batching import EncodedCorpus
 from seq2seq.data.corpus import load_eval_sets
 from seq2seq.errors import UserError
-from seq2seq.vocab import Vocab
+from seq2seq.vocab import UNK_ID, Vocab
 from conftest import tiny_config, write_reversal_task
 
 
@@ -188,6 +188,34 @@ def test_data_format_version_is_part_of_every_cache_key(
     after, _ = prepared(make_config(data_dir, tmp_path / "b"))
     assert after != before
     assert len(list((tmp_path / "cache").glob("vocab-*"))) == 2
+
+
+def test_joint_vocabulary_is_one_model_over_both_sides(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for split in ("train", "dev", "test"):  # targets in capitals: separate vocabularies would not share a piece
+        (data_dir / f"{split}.tgt").write_text((data_dir / f"{split}.tgt").read_text().upper())
+    trainings: list[tuple[list[str], int]] = []
+    train = prepare.train_vocab
+    monkeypatch.setattr(prepare, "train_vocab", lambda texts, size, *rest: trainings.append((list(texts), size))
+                        or train(texts, size, *rest))
+    config = make_config(data_dir, tmp_path / "a", "vocab.joint=true", "vocab.src_size=120", "vocab.tgt_size=60")
+    _, data = prepared(config)
+    [(texts, size)] = trainings
+    assert size == 120 and any(t.isupper() for t in texts) and any(t.islower() for t in texts)
+    assert (config.run_path / "src.spm.model").read_bytes() == (config.run_path / "tgt.spm.model").read_bytes()
+    assert data.src_vocab.model_proto == data.tgt_vocab.model_proto and len(data.src_vocab) == len(data.tgt_vocab)
+    sources = (data_dir / "train.src").read_text().splitlines()[:3]
+    targets = (data_dir / "train.tgt").read_text().splitlines()[:3]
+    assert [data.corpus.tgt(i).tolist() for i in range(3)] == data.src_vocab.encode(targets)
+    assert [data.corpus.src(i).tolist() for i in range(3)] == data.tgt_vocab.encode(sources)
+    assert UNK_ID not in {i for row in data.src_vocab.encode(targets) for i in row}
+
+
+def test_sampling_settings_do_not_retrain_the_vocabularies(data_dir: Path, tmp_path: Path) -> None:
+    prepared(make_config(data_dir, tmp_path / "a"))
+    prepared(make_config(data_dir, tmp_path / "b", "vocab.sampling_alpha=0.1", "vocab.sampling_nbest=8"))
+    assert len(list((tmp_path / "cache").glob("vocab-*"))) == 1
 
 
 def test_a_resumed_run_keeps_its_own_vocabularies(data_dir: Path, tmp_path: Path) -> None:

@@ -165,8 +165,15 @@ def _verify_vocabs(folder: Path) -> None:
 
 
 def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: Path) -> Path:
-    """The folder of both SentencePiece models for this data and vocab config, trained if new."""
-    folder = cache / f"vocab-{_key(fingerprint, dataclasses.asdict(config.vocab), config.seed)}"
+    """The folder of both SentencePiece models for this data and vocab config, trained if new.
+
+    A joint model is trained once on both sides and stored under both names, so that an id
+    means the same piece on either side.
+    """
+    v = config.vocab
+    # sampling only changes how training pairs are segmented later, not the models
+    settings = dataclasses.asdict(dataclasses.replace(v, sampling_alpha=0.0, sampling_nbest=-1))
+    folder = cache / f"vocab-{_key(fingerprint, settings, config.seed)}"
     if _reusable(folder, "vocabularies", _verify_vocabs):
         return folder
     # a pass of its own: cleaning the stream again later is cheaper than holding the cleaned corpus
@@ -174,10 +181,14 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
     if not src:
         raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
     staging = _staging(cache, folder.name)
-    for side, texts, size in (("src", src, config.vocab.src_size), ("tgt", tgt, config.vocab.tgt_size)):
-        log.info("training the %s vocabulary (%s, %d pieces) on %s sentences", side, config.vocab.type, size,
+    jobs = [(("src", "tgt"), src + tgt, v.src_size)] if v.joint else [(("src",), src, v.src_size),
+                                                                      (("tgt",), tgt, v.tgt_size)]
+    for sides, texts, size in jobs:
+        log.info("training the %s vocabulary (%s, %d pieces) on %s sentences", " and ".join(sides), v.type, size,
                  f"{len(texts):,}")
-        (staging / VOCAB_FILES[side]).write_bytes(train_vocab(texts, size, config.vocab, config.seed).model_proto)
+        proto = train_vocab(texts, size, v, config.seed).model_proto
+        for side in sides:
+            (staging / VOCAB_FILES[side]).write_bytes(proto)
         texts.clear()
     checksums = {name: hashlib.sha256((staging / name).read_bytes()).hexdigest() for name in VOCAB_FILES.values()}
     (staging / VOCAB_CHECKSUMS).write_text(json.dumps(checksums))
