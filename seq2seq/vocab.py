@@ -34,6 +34,18 @@ class Vocab:
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self._sp.encode(texts, out_type=int)
 
+    def sample(self, texts: list[str], alpha: float, nbest: int, seed: int) -> list[list[int]]:
+        """A random segmentation of each text (Kudo 2018): the same for the same seed, another for another.
+
+        `seed` is in [0, 2**32 - 1). alpha smooths the segmentation distribution (unigram) or is the
+        merge-dropout rate (BPE); nbest limits the candidates (-1 = all, unigram only).
+        """
+        spm.set_random_generator_seed(seed)
+        # one thread: each call's worker seeds its own generator from this seed, and with several
+        # workers which one takes which text varies from call to call
+        return self._sp.encode(texts, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest,
+                               num_threads=1)
+
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self._sp.decode(ids)
 

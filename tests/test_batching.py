@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq.data.batching import EncodedCorpus, collate, make_batches, pad_sources
-from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.config import VocabConfig
+from seq2seq.data.batching import EncodedCorpus, SubwordSampler, Texts, collate, make_batches, pad_pairs, pad_sources
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab, train_vocab
+
+ENGLISH = ["where is the station", "the station is closed today", "I am hungry", "how are you",
+           "this is a test of the sampler", "please bring some water"]
+HINDI = ["स्टेशन कहाँ है?", "स्टेशन आज बंद है।", "मैं भूखा हूँ।", "आप कैसे हैं?", "यह सैंपलर की परीक्षा है।",
+         "कृपया थोड़ा पानी लाइए।"]
 
 
 def random_lengths(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +68,59 @@ def test_pad_sources_of_empty_row_is_just_eos() -> None:
     src, lengths = pad_sources([[], [4, 5]])
     assert src.tolist() == [[EOS_ID, PAD_ID, PAD_ID], [4, 5, EOS_ID]]
     assert lengths.dtype == torch.long and lengths.tolist() == [1, 3]
+
+
+def test_pad_pairs_of_lists_matches_collate_of_arrays() -> None:
+    corpus = EncodedCorpus.from_lists([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]])
+    batch, padded = collate(corpus, [1, 0]), pad_pairs([[8], [5, 6, 7]], [[11, 12, 13], [9, 10]])
+    for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
+        assert torch.equal(getattr(batch, name), getattr(padded, name))
+
+
+def test_texts_round_trip_any_script() -> None:
+    texts = Texts.from_list(["", "मिट्टी ü", "emoji 🙂"])
+    assert [texts[i] for i in range(3)] == ["", "मिट्टी ü", "emoji 🙂"]
+
+
+@pytest.fixture(scope="module")
+def vocabs() -> tuple[Vocab, Vocab]:
+    return (train_vocab(ENGLISH * 20, 400, VocabConfig(), seed=1), train_vocab(HINDI * 20, 400, VocabConfig(), seed=1))
+
+
+def sampler(vocabs: tuple[Vocab, Vocab], max_pieces: int = 100) -> SubwordSampler:
+    src_vocab, tgt_vocab = vocabs
+    return SubwordSampler(Texts.from_list(ENGLISH), Texts.from_list(HINDI), src_vocab, tgt_vocab, alpha=0.1,
+                          nbest=-1, max_src_pieces=max_pieces, max_tgt_pieces=max_pieces, seed=1)
+
+
+def rows(ids: torch.Tensor) -> list[list[int]]:
+    """The ids of each padded row before its EOS."""
+    return [row[: row.index(EOS_ID)] for row in ids.tolist()]
+
+
+def test_sampled_batches_are_fixed_by_seed_epoch_and_batch(vocabs: tuple[Vocab, Vocab]) -> None:
+    indices = [0, 1, 2, 3, 4, 5]
+    first = sampler(vocabs).collate(indices, epoch=0, batch_index=3)
+    sampler(vocabs).collate(indices, epoch=5, batch_index=1)  # other draws in between change nothing
+    again = sampler(vocabs).collate(indices, epoch=0, batch_index=3)
+    assert torch.equal(again.src, first.src) and torch.equal(again.tgt_out, first.tgt_out)
+    epochs = {str(sampler(vocabs).collate(indices, epoch, 3).src.tolist()) for epoch in range(4)}
+    assert len(epochs) > 1
+    batches = {str(sampler(vocabs).collate(indices, 0, index).tgt_out.tolist()) for index in range(4)}
+    assert len(batches) > 1
+
+
+def test_sampled_batches_decode_to_the_text_and_keep_batch_layout(vocabs: tuple[Vocab, Vocab]) -> None:
+    src_vocab, tgt_vocab = vocabs
+    batch = sampler(vocabs).collate([4, 0, 2], epoch=2, batch_index=0)
+    assert src_vocab.decode(rows(batch.src)) == [ENGLISH[4], ENGLISH[0], ENGLISH[2]]
+    assert tgt_vocab.decode(rows(batch.tgt_out)) == [HINDI[4], HINDI[0], HINDI[2]]
+    assert batch.src_lengths.tolist() == [len(r) + 1 for r in rows(batch.src)]
+    shifted = batch.tgt_out[:, :-1].masked_fill(batch.tgt_out[:, :-1] == EOS_ID, PAD_ID)
+    assert batch.tgt_in[:, 0].eq(BOS_ID).all() and torch.equal(batch.tgt_in[:, 1:], shifted)
+
+
+def test_samples_longer_than_the_limit_are_cut_and_still_end_with_eos(vocabs: tuple[Vocab, Vocab]) -> None:
+    batch = sampler(vocabs, max_pieces=4).collate([0, 1, 4], epoch=0, batch_index=0)
+    assert batch.src.shape[1] == batch.tgt_out.shape[1] == 5
+    assert batch.src[:, 4].eq(EOS_ID).all() and batch.tgt_out[:, 4].eq(EOS_ID).all()

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import seq2seq.data.prepare as prepare
 from seq2seq.config import Config
-from seq2seq.data.batching import EncodedCorpus
+from seq2seq.data.batching import DamagedCache, EncodedCorpus, collate, make_batches
 from seq2seq.data.corpus import load_eval_sets
 from seq2seq.errors import UserError
-from seq2seq.vocab import UNK_ID, Vocab
+from seq2seq.vocab import EOS_ID, UNK_ID, Vocab
 from conftest import tiny_config, write_reversal_task
 
 
@@ -40,7 +41,7 @@ def make_config(data_dir: Path, run_root: Path, *overrides: str) -> Config:
 def prepared(config: Config) -> tuple[Path, prepare.TrainingData]:
     eval_sets = load_eval_sets(config.data, config.seed)
     folder = prepare.prepare_training_data(config, eval_sets, config.run_path)
-    return folder, prepare.open_training_data(folder, config.run_path)
+    return folder, prepare.open_training_data(folder, config.run_path, config)
 
 
 def test_encoded_cache_holds_exactly_the_cleaned_pairs(data_dir: Path, tmp_path: Path) -> None:
@@ -150,7 +151,7 @@ def test_a_damaged_cache_after_preparation_is_a_clear_error(data_dir: Path, tmp_
     folder, _ = prepared(config)
     truncate(folder / "tgt_ids.bin")
     with pytest.raises(UserError, match="encoded corpus is damaged .*tgt_ids.bin.*run again"):
-        prepare.open_training_data(folder, config.run_path)
+        prepare.open_training_data(folder, config.run_path, config)
 
 
 def test_cache_files_reach_the_disk_before_the_folder_is_renamed_into_place(
@@ -216,6 +217,53 @@ def test_sampling_settings_do_not_retrain_the_vocabularies(data_dir: Path, tmp_p
     prepared(make_config(data_dir, tmp_path / "a"))
     prepared(make_config(data_dir, tmp_path / "b", "vocab.sampling_alpha=0.1", "vocab.sampling_nbest=8"))
     assert len(list((tmp_path / "cache").glob("vocab-*"))) == 1
+
+
+def before_eos(ids: torch.Tensor) -> list[list[int]]:
+    return [row[: row.index(EOS_ID)] for row in ids.tolist()]
+
+
+def test_subword_sampling_keeps_the_text_and_resegments_training_batches(data_dir: Path, tmp_path: Path) -> None:
+    sizes = ("vocab.src_size=100", "vocab.tgt_size=100")  # room for whole words, which sampling can split
+    plain_folder, plain = prepared(make_config(data_dir, tmp_path / "a", *sizes))
+    config = make_config(data_dir, tmp_path / "b", "vocab.sampling_alpha=0.3", *sizes)
+    folder, data = prepared(config)
+    assert folder != plain_folder and plain.corpus.src_text is None and not list(plain_folder.glob("*text*"))
+    assert np.array_equal(data.corpus.src_ids, plain.corpus.src_ids)  # batching still sees the best lengths
+    assert [data.corpus.tgt_text[i] for i in range(3)] == (data_dir / "train.tgt").read_text().splitlines()[:3]
+    indices = list(range(40))
+    batch = data.collate(indices, epoch=0, batch_index=2)
+    assert data.src_vocab.decode(before_eos(batch.src)) == [data.corpus.src_text[i] for i in indices]
+    assert data.tgt_vocab.decode(before_eos(batch.tgt_out)) == [data.corpus.tgt_text[i] for i in indices]
+    assert not torch.equal(batch.src, collate(data.corpus, indices).src)
+    assert not torch.equal(batch.src, data.collate(indices, epoch=1, batch_index=2).src)
+    resumed = prepare.open_training_data(folder, config.run_path, config)
+    assert torch.equal(resumed.collate(indices, 0, 2).src, batch.src)
+    assert torch.equal(resumed.collate(indices, 0, 2).tgt_out, batch.tgt_out)
+
+
+def test_without_sampling_training_batches_are_the_stored_segmentation(data_dir: Path, tmp_path: Path) -> None:
+    config = make_config(data_dir, tmp_path / "a")
+    _, data = prepared(config)
+    assert data.sampler is None
+    batches = make_batches(data.corpus.src_lengths, data.corpus.tgt_lengths, 64, "sentences", config.seed, 0)
+    for index, indices in enumerate(batches):
+        sampled, stored = data.collate(indices, 0, index), collate(data.corpus, indices)
+        for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
+            assert torch.equal(getattr(sampled, name), getattr(stored, name))
+
+
+def test_writer_keeps_text_beside_the_ids(tmp_path: Path) -> None:
+    from seq2seq.data.batching import EncodedCorpusWriter
+
+    writer = EncodedCorpusWriter(tmp_path, vocab_size=100, keep_text=True)
+    writer.append([[1, 2], [3]], [[4], [5, 6]], (["a b", "मिट्टी"], ["b a", "ü"]))
+    assert writer.close() == 2
+    corpus = EncodedCorpus.open(tmp_path)
+    assert [corpus.src_text[i] for i in range(2)] == ["a b", "मिट्टी"] and corpus.tgt_text[1] == "ü"
+    (tmp_path / "src_text.bin").write_bytes(b"a b")
+    with pytest.raises(DamagedCache, match="src_text.bin"):
+        EncodedCorpus.open(tmp_path)
 
 
 def test_a_resumed_run_keeps_its_own_vocabularies(data_dir: Path, tmp_path: Path) -> None:

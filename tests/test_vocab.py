@@ -47,3 +47,21 @@ def test_invalid_model_bytes_are_a_user_error() -> None:
 def test_empty_training_text_is_a_user_error() -> None:
     with pytest.raises(UserError, match="no text"):
         train_vocab(["", ""], 50, VocabConfig(), seed=1)
+
+
+def test_sampling_is_fixed_by_the_seed_and_decodes_to_the_text(hindi_vocab: Vocab) -> None:
+    texts = HINDI[:5] * 4
+    first = hindi_vocab.sample(texts, alpha=0.1, nbest=-1, seed=5)
+    other = hindi_vocab.sample(texts, alpha=0.1, nbest=-1, seed=6)
+    assert hindi_vocab.sample(texts, alpha=0.1, nbest=-1, seed=5) == first  # a call in between changes nothing
+    assert other != first and first != hindi_vocab.encode(texts)
+    assert hindi_vocab.decode(first) == hindi_vocab.decode(other) == texts
+
+
+def test_bpe_sampling_is_merge_dropout() -> None:
+    vocab = train_vocab(HINDI * 5, 300, VocabConfig(type="bpe"), seed=1)
+    texts = HINDI[:5] * 4
+    sampled = vocab.sample(texts, alpha=0.3, nbest=-1, seed=1)
+    assert sampled == vocab.sample(texts, alpha=0.3, nbest=-1, seed=1) and sampled != vocab.encode(texts)
+    assert sum(map(len, sampled)) > sum(map(len, vocab.encode(texts)))  # dropped merges leave more pieces
+    assert vocab.decode(sampled) == texts

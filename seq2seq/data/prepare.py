@@ -1,5 +1,8 @@
 """Training data made once per content: cleaned pairs -> SentencePiece models -> memory-mapped ids.
 
+With subword sampling the cleaned text is kept beside the ids, memory-mapped the same way, and
+each training batch is segmented afresh from it.
+
 Each product is cached under `data.cache_dir` in a folder named by a hash of everything that
 decides it (file contents, corpus specs, cleaning rules, vocabulary settings, the models
 themselves), so later runs and every torchrun process reuse it, and a change anywhere makes
@@ -23,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from seq2seq.config import Config
-from seq2seq.data.batching import DamagedCache, EncodedCorpus, EncodedCorpusWriter
+from seq2seq.data.batching import Batch, DamagedCache, EncodedCorpus, EncodedCorpusWriter, SubwordSampler, collate
 from seq2seq.data.cleaning import PairFilter
 from seq2seq.data.corpus import EvalSets, data_files, training_pairs
 from seq2seq.errors import UserError
@@ -196,13 +199,18 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
     return folder
 
 
+def keeps_text(config: Config) -> bool:
+    """Whether the encoded corpus keeps its text: only subword sampling reads it, and it costs disk."""
+    return config.vocab.sampling_alpha > 0
+
+
 def encode_training_pairs(
     config: Config, eval_sets: EvalSets, src_vocab: Vocab, tgt_vocab: Vocab, folder: Path
 ) -> CleaningReport:
-    """Stream cleaned pairs through SentencePiece into the flat id files of `folder`."""
+    """Stream cleaned pairs through SentencePiece into the flat id files of `folder` (and their text, to sample)."""
     data = config.data
     report = CleaningReport()
-    writer = EncodedCorpusWriter(folder, max(len(src_vocab), len(tgt_vocab)))
+    writer = EncodedCorpusWriter(folder, max(len(src_vocab), len(tgt_vocab)), keeps_text(config))
     chunk: list[tuple[str, str]] = []
     chunk_corpus = 0
 
@@ -215,7 +223,8 @@ def encode_training_pairs(
             report.kept -= len(chunk) - len(keep)
             report.drop("too many pieces", len(chunk) - len(keep))
         for _ in range(data.train[chunk_corpus].upsample):
-            writer.append([src_ids[i] for i in keep], [tgt_ids[i] for i in keep])
+            writer.append([src_ids[i] for i in keep], [tgt_ids[i] for i in keep],
+                          ([chunk[i][0] for i in keep], [chunk[i][1] for i in keep]))
         chunk.clear()
 
     for index, src, tgt in cleaned_pairs(config, eval_sets, report):
@@ -249,7 +258,8 @@ def prepare_training_data(config: Config, eval_sets: EvalSets, run_path: Path) -
             atomic_write(run_path / name, lambda stream, proto=proto: stream.write(proto))
     src_proto, tgt_proto = ((run_path / VOCAB_FILES[side]).read_bytes() for side in ("src", "tgt"))
     limits = (config.data.max_src_pieces, config.data.max_tgt_pieces)
-    folder = cache / f"corpus-{_key(fingerprint, hashlib.sha256(src_proto + tgt_proto).hexdigest(), limits)}"
+    models = hashlib.sha256(src_proto + tgt_proto).hexdigest()
+    folder = cache / f"corpus-{_key(fingerprint, models, limits, keeps_text(config))}"
     if _reusable(folder, "encoded corpus", _verify_corpus):
         return folder
     staging = _staging(cache, folder.name)
@@ -268,6 +278,13 @@ class TrainingData:
     src_vocab: Vocab
     tgt_vocab: Vocab
     report: CleaningReport
+    sampler: SubwordSampler | None
+
+    def collate(self, indices: list[int], epoch: int, batch_index: int) -> Batch:
+        """The training batch of these pairs: best segmentation, or a fresh sample per (epoch, batch)."""
+        if self.sampler is None:
+            return collate(self.corpus, indices)
+        return self.sampler.collate(indices, epoch, batch_index)
 
 
 def _read_report(folder: Path) -> CleaningReport:
@@ -283,11 +300,20 @@ def _verify_corpus(folder: Path) -> None:
     _read_report(folder)
 
 
-def open_training_data(folder: Path, run_path: Path) -> TrainingData:
-    """The memory-mapped corpus and the run's vocabularies (every process calls this)."""
+def open_training_data(folder: Path, run_path: Path, config: Config) -> TrainingData:
+    """The memory-mapped corpus, the run's vocabularies and, with vocab.sampling_alpha, its sampler.
+
+    Every process calls this, on the folder that prepare_training_data made for the same config.
+    """
     try:
         corpus, report = EncodedCorpus.open(folder), _read_report(folder)
     except DamagedCache as error:
         raise UserError(f"{folder}: the encoded corpus is damaged ({error}); run again to rebuild it") from None
     src_vocab, tgt_vocab = (Vocab((run_path / VOCAB_FILES[side]).read_bytes()) for side in ("src", "tgt"))
-    return TrainingData(corpus, src_vocab, tgt_vocab, report)
+    sampler = None
+    if keeps_text(config):
+        assert corpus.src_text is not None and corpus.tgt_text is not None  # keeps_text is part of its cache key
+        v, data = config.vocab, config.data
+        sampler = SubwordSampler(corpus.src_text, corpus.tgt_text, src_vocab, tgt_vocab, v.sampling_alpha,
+                                 v.sampling_nbest, data.max_src_pieces, data.max_tgt_pieces, config.seed)
+    return TrainingData(corpus, src_vocab, tgt_vocab, report, sampler)
