@@ -1,0 +1,372 @@
+"""The HTTP API: POST /translate, GET /health, GET /model, the web page, and the OpenAPI docs.
+
+Every mistake a client can make is answered with a 4xx status and one JSON shape,
+`{"error": {"code": ..., "message": ..., "details": [...]}}`; the body is read by hand (not by
+FastAPI's body parsing) so that size, UTF-8 and JSON problems get their own clear answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from seq2seq import __version__
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.config import DecodingConfig, config_from_dict, validate
+from seq2seq.errors import UserError
+from seq2seq.serve.batcher import Batcher, QueueFull
+from seq2seq.translator import Translation, Translator
+
+STATIC_DIR = Path(str(resources.files("seq2seq.serve") / "static"))
+EOS_LABEL = "</s>"
+
+
+@dataclass
+class ServeLimits:
+    """What one request may ask for, and how requests are batched; `python -m seq2seq serve --help` sets them."""
+
+    max_body_bytes: int = 1_000_000  # a request body larger than this is refused (413) before it is parsed
+    max_sentences: int = 64  # sentences in one request
+    max_chars: int = 1_000  # characters in one sentence
+    max_beam_size: int = 16
+    max_n_best: int = 8
+    max_len: int = 512  # the most output pieces a request may ask for
+    max_batch: int = 64  # sentences decoded in one model call
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_queue: int = 2_048  # sentences waiting; beyond this the server answers 503
+    timeout_s: float = 120.0  # a request still waiting for the model after this gets 503
+
+
+class TranslateRequest(BaseModel):
+    """Sentences and optional decoding settings; unset settings take the checkpoint's decoding defaults."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    text: list[str] = Field(description="sentences to translate, one string each",
+                            examples=[["Hello, how are you?", "Where is the station?"]])
+    method: Literal["greedy", "beam", "sample"] | None = Field(
+        None, description="search method; a beam_size, or n_best above 1, implies beam")
+    beam_size: int | None = Field(None, ge=1, description="beam width")
+    n_best: int | None = Field(None, ge=1, description="hypotheses returned per sentence (beam, at most beam_size)")
+    length_penalty: float | None = Field(None, ge=0, description="GNMT length penalty alpha")
+    max_len: int | None = Field(None, ge=1, description="cap on output pieces")
+    no_repeat_ngram: int | None = Field(None, ge=0, description="no n-gram of pieces twice in an output (0 = off)")
+    temperature: float | None = Field(None, ge=0, description="sampling temperature")
+    top_k: int | None = Field(None, ge=0, description="sample among the k likeliest pieces (0 = all)")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling mass")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="sampling seed")
+    attention: bool = Field(False, description="return each hypothesis's attention matrix")
+
+
+DECODING_FIELDS = ("method", "beam_size", "n_best", "length_penalty", "max_len", "no_repeat_ngram",
+                   "temperature", "top_k", "top_p", "seed")
+
+
+class Hypothesis(BaseModel):
+    text: str
+    score: float | None = Field(description="log-probability after the length penalty (null if not finite)")
+    pieces: list[str]
+    attention: list[list[float]] | None = Field(
+        None, description="rows: output pieces then </s>; columns: source pieces then </s>")
+
+
+class SentenceResult(BaseModel):
+    text: str = Field(description="the best translation")
+    source_pieces: list[str]
+    hypotheses: list[Hypothesis] = Field(description="the n-best list, best first")
+    warning: str | None = None
+
+
+class TranslateResponse(BaseModel):
+    translations: list[SentenceResult]
+    decoding: dict[str, Any] = Field(description="the settings used")
+    elapsed_ms: float
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any] = []
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """A request the server refuses: status, a stable code, and a message that names the fix."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[Any] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or []
+
+
+def error_response(status: int, code: str, message: str, details: list[Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class TranslationService:
+    """A loaded checkpoint: its metadata, and decoding with per-request settings."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", quantize: bool = False):
+        self.checkpoint = Path(checkpoint)
+        payload = load_checkpoint(self.checkpoint)
+        self.config = config_from_dict(payload["config"], source=f"{checkpoint} (stored config)")
+        self.stored_model_config = dict(payload["config"].get("model", {}))
+        self.format_version = payload["format_version"]
+        self.package_version = payload["package_version"]
+        self.parameters = count_parameters(payload["model"])
+        del payload
+        self.translator = Translator.from_checkpoint(self.checkpoint, device=device, quantize=quantize)
+        self.quantized = quantize
+
+    def decoding_for(self, request: TranslateRequest, limits: ServeLimits) -> DecodingConfig:
+        """The checkpoint's defaults with the request's settings on top, checked as a config file would be."""
+        overrides = {name: getattr(request, name) for name in DECODING_FIELDS if getattr(request, name) is not None}
+        caps = {"beam_size": limits.max_beam_size, "n_best": limits.max_n_best, "max_len": limits.max_len}
+        for name, cap in caps.items():
+            if overrides.get(name, 0) > cap:
+                raise ApiError(422, "limit_exceeded", f"{name} is {overrides[name]}; this server allows at most {cap}")
+        # the same rule as translate.py: asking for a beam width or an n-best list means beam search
+        if "beam_size" in overrides or overrides.get("n_best", 1) > 1:
+            overrides.setdefault("method", "beam")
+        decoding = dataclasses.replace(self.translator.decoding, batch_size=limits.max_batch, **overrides)
+        try:
+            validate(dataclasses.replace(self.config, decoding=decoding), "request")
+        except UserError as error:
+            raise ApiError(422, "invalid_settings", str(error).replace("decoding.", "")) from None
+        return decoding
+
+    def translate(self, texts: list[str], decoding: DecodingConfig, attention: bool) -> list[list[Translation]]:
+        """Runs in the batcher's worker thread; the shared translator is never mutated."""
+        translator = copy.copy(self.translator)
+        translator.decoding = decoding
+        return translator.translate(texts, record_attention=attention)
+
+    def describe(self, limits: ServeLimits) -> dict[str, Any]:
+        model = self.stored_model_config
+        return {
+            "checkpoint": self.checkpoint.name,
+            "family": model.get("type", "rnn"),
+            "languages": languages_of(self.config),
+            "parameters": self.parameters,
+            "vocabulary": {"source": len(self.translator.src_vocab), "target": len(self.translator.tgt_vocab)},
+            "model": model,
+            "decoding_defaults": dataclasses.asdict(self.config.decoding),
+            "format_version": self.format_version,
+            "package_version": self.package_version,
+            "server_version": __version__,
+            "device": str(self.translator.device),
+            "quantized": self.quantized,
+            "limits": dataclasses.asdict(limits),
+        }
+
+
+def count_parameters(state: dict[str, Any]) -> int:
+    """Distinct tensors of a state dict (a tied embedding counts once)."""
+    seen, total = set(), 0
+    for tensor in state.values():
+        if hasattr(tensor, "numel") and tensor.is_floating_point():
+            key = (tensor.data_ptr(), tensor.numel())
+            if key not in seen:
+                seen.add(key)
+                total += tensor.numel()
+    return total
+
+
+def languages_of(config) -> dict[str, str | None]:
+    """Source and target language codes, read from a name like 'en-hi' (the dataset's, else the run's)."""
+    for name in (config.data.download, config.name):
+        match = re.fullmatch(r"([a-z]{2,3})-([a-z]{2,3})(?:-.*)?", name or "")
+        if match:
+            return {"source": match.group(1), "target": match.group(2)}
+    return {"source": None, "target": None}
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def sentence_result(nbest: list[Translation], attention: bool) -> dict[str, Any]:
+    def matrix(translation: Translation) -> list[list[float]] | None:
+        if not attention or translation.attention is None:
+            return None
+        return [[round(float(w), 4) for w in row] for row in translation.attention.tolist()]
+
+    best = nbest[0]
+    return {
+        "text": best.text,
+        "source_pieces": best.source_pieces,
+        "hypotheses": [{"text": t.text, "score": finite_or_none(t.score), "pieces": t.pieces,
+                        "attention": matrix(t)} for t in nbest],
+        "warning": best.warning,
+    }
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes the limit, without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"the body is {int(declared)} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"the body is over {limit} bytes, the limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, "invalid_utf8",
+                       f"the body is not valid UTF-8 (byte {error.start}: {body[error.start:error.start + 1]!r}); "
+                       "send JSON encoded as UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error.msg} at line {error.lineno} "
+                                            f"column {error.colno}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+
+
+def parse_request(data: Any) -> TranslateRequest:
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_request", 'the body must be a JSON object such as {"text": ["Hello."]}')
+    try:
+        return TranslateRequest.model_validate(data)
+    except ValidationError as error:
+        details = error.errors(include_url=False, include_input=False, include_context=False)
+        raise ApiError(422, "invalid_request", "; ".join(describe_problem(p) for p in details), details) from None
+
+
+def describe_problem(problem: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in problem["loc"]) or "body"
+    if problem["type"] == "extra_forbidden":
+        known = ", ".join(TranslateRequest.model_fields)
+        return f"unknown field {where!r} (known fields: {known})"
+    if problem["type"] == "missing":
+        return f"{where}: required, e.g. \"text\": [\"Hello.\"]"
+    return f"{where}: {problem['msg']}"
+
+
+def check_sizes(request: TranslateRequest, limits: ServeLimits) -> None:
+    if len(request.text) > limits.max_sentences:
+        raise ApiError(422, "limit_exceeded", f"text has {len(request.text)} sentences; this server takes at most "
+                                              f"{limits.max_sentences} per request")
+    for index, sentence in enumerate(request.text):
+        if len(sentence) > limits.max_chars:
+            raise ApiError(422, "limit_exceeded", f"text.{index} has {len(sentence)} characters; this server takes "
+                                                  f"at most {limits.max_chars} per sentence")
+
+
+def request_schema() -> dict[str, Any]:
+    """The OpenAPI request body, since /translate reads its body by hand."""
+    schema = TranslateRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def create_app(service: TranslationService, limits: ServeLimits | None = None) -> FastAPI:
+    limits = limits or ServeLimits()
+    batcher = Batcher(service.translate, limits.max_batch, limits.max_wait_ms / 1000, limits.max_queue)
+    started = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="seq2seq translation server", version=__version__, lifespan=lifespan,
+                  description="English→Hindi (or whatever the checkpoint translates) neural machine translation. "
+                              "Errors: a 4xx status and {\"error\": {\"code\", \"message\", \"details\"}}.")
+    app.state.batcher = batcher
+    app.state.service = service
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, f"{request.method} {request.url.path}: {error.detail}",
+                              headers=getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", "the request does not match the API", list(error.errors()))
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(500, "internal_error", f"the server failed: {type(error).__name__}")
+
+    errors = {status: {"model": ErrorResponse} for status in (400, 413, 415, 422, 500, 503)}
+
+    @app.post("/translate", response_model=TranslateResponse, responses=errors, openapi_extra=request_schema(),
+              summary="Translate sentences")
+    async def translate(request: Request) -> JSONResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise ApiError(415, "unsupported_media_type",
+                           f"content-type is {content_type or 'missing'!r}; send application/json")
+        body = parse_request(parse_json(await read_body(request, limits.max_body_bytes)))
+        check_sizes(body, limits)
+        decoding = service.decoding_for(body, limits)
+        start = time.perf_counter()
+        try:
+            results = await asyncio.wait_for(batcher.submit(body.text, decoding, body.attention), limits.timeout_s)
+        except QueueFull as error:
+            raise ApiError(503, "busy", f"the server is busy ({error}); retry shortly") from None
+        except asyncio.TimeoutError:
+            raise ApiError(503, "timeout", f"no model time within {limits.timeout_s:g} s; retry shortly") from None
+        except Exception as error:  # noqa: BLE001 - a failed decode is this request's 500, not the server's end
+            raise ApiError(500, "translation_failed", f"translation failed: {type(error).__name__}: {error}") from None
+        shown = {name: getattr(decoding, name) for name in DECODING_FIELDS}
+        return JSONResponse({
+            "translations": [sentence_result(nbest, body.attention) for nbest in results],
+            "decoding": shown,
+            "elapsed_ms": round((time.perf_counter() - start) * 1000, 2),
+        })
+
+    @app.get("/health", summary="Liveness and queue figures")
+    async def health() -> dict[str, Any]:
+        stats = batcher.stats
+        return {"status": "ok", "uptime_s": round(time.monotonic() - started, 1),
+                "waiting_sentences": batcher.waiting_sentences, "model_calls": stats.calls,
+                "requests": stats.requests, "sentences": stats.sentences, "largest_call": stats.largest_call}
+
+    @app.get("/model", summary="The loaded model: languages, family, size, decoding defaults, versions")
+    async def model() -> dict[str, Any]:
+        return service.describe(limits)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        # everything the page loads comes from this server: say so to the browser too
+        policy = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+        return FileResponse(STATIC_DIR / "index.html", headers={"content-security-policy": policy})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
