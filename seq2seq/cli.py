@@ -66,13 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--list", action="store_true", help="list the datasets")
 
     commands.add_parser("keys", help="print every config key with its default and meaning (Markdown)")
+
+    serve = commands.add_parser("serve", help="translate over HTTP: a JSON API and a web page (needs .[serve])")
+    serve.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs)")
+    serve.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one (default: 8080)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    serve.add_argument("--quantize", action="store_true", help="decode with int8 weights on the CPU")
+    serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    serve.add_argument("--max-batch", type=int, help="most sentences decoded in one model call (default: 64)")
+    serve.add_argument("--max-wait-ms", type=float,
+                       help="how long a request waits for others to join its batch (default: 5)")
+    serve.add_argument("--max-sentences", type=int, help="most sentences in one request (default: 64)")
+    serve.add_argument("--max-chars", type=int, help="most characters in one sentence (default: 1000)")
+    serve.add_argument("--max-body-bytes", type=int, help="largest request body (default: 1000000)")
+    serve.add_argument("--max-beam-size", type=int, help="largest beam a request may ask for (default: 16)")
+    serve.add_argument("--max-n-best", type=int, help="longest n-best list a request may ask for (default: 8)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                       help="uvicorn's log level; debug also logs every request")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate,
-                "download": run_download, "keys": run_keys}
+                "download": run_download, "keys": run_keys, "serve": run_serve}
     try:
         return handlers[args.command](args) or 0
     except UserError as error:
@@ -241,4 +261,34 @@ def run_keys(args: argparse.Namespace) -> int:
     print("| key | default | meaning |\n|---|---|---|")
     for key, default, meaning in describe_keys():
         print(f"| `{key}` | {f'`{default}`' if default else ''} | {meaning} |")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    try:
+        from seq2seq.serve.app import ServeLimits
+        from seq2seq.serve.server import serve
+    except ImportError as error:
+        raise UserError(f"serving needs the serve extra ({error.name} is missing): "
+                        'pip install -e ".[serve]"') from None
+
+    options = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "max_sentences": args.max_sentences,
+               "max_chars": args.max_chars, "max_body_bytes": args.max_body_bytes,
+               "max_beam_size": args.max_beam_size, "max_n_best": args.max_n_best}
+    for name, value in options.items():
+        if value is not None and value < (0 if name == "max_wait_ms" else 1):
+            floor = "0 or more" if name == "max_wait_ms" else "at least 1"
+            raise UserError(f"--{name.replace('_', '-')} must be {floor}, got {value}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be in 0..65535, got {args.port}")
+    limits = dataclasses.replace(ServeLimits(), **{k: v for k, v in options.items() if v is not None})
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
+    serve(checkpoint, args.host, args.port, limits, device=args.device, quantize=args.quantize,
+          log_level=args.log_level)
     return 0
