@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from seq2seq.files import atomic_write
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "package_version", "config", "src_vocab", "tgt_vocab", "model")
+# What torch's weights_only unpickler (torch/_weights_only_unpickler.py, torch 2.13) raises for a GLOBAL opcode
+# naming a global it does not allow: "Unsupported global: GLOBAL os.system was not an allowed global by default"
+# or "Trying to load unsupported GLOBAL posix.system whose module posix is blocked".
+DISALLOWED_GLOBAL = re.compile(r"\bGLOBAL (\S+) (?:was not an allowed global by default|whose module \S+ is blocked)")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -29,8 +34,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Unsupported global" in str(error) or "GLOBAL" in str(error):
-            raise UserError(f"{path}: refused: the file holds Python objects, not plain checkpoint data") from None
+        name = disallowed_global(path, error)
+        if name is not None:
+            raise UserError(f"{path}: refused: the file holds Python objects ({name}), not plain checkpoint data"
+                            ) from None
         raise UserError(f"{path}: not a readable checkpoint (truncated or corrupt file)") from None
     except Exception:  # noqa: BLE001 - any other failure of a hostile or broken file is the same user error
         raise UserError(f"{path}: not a readable checkpoint (truncated or corrupt file)") from None
@@ -45,3 +52,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         if not isinstance(payload[key], kind) or (kind is bytes and not payload[key]):
             raise UserError(f"{path}: not a seq2seq checkpoint (field {key!r} is missing or malformed)")
     return payload
+
+
+def disallowed_global(path: Path, error: pickle.UnpicklingError) -> str | None:
+    """The global a hostile file asks for; None for any other error, and for a file that ends inside the request.
+
+    torch reads the GLOBAL opcode's module and name lines and drops each one's last byte, newline or not, so a
+    file cut inside the opcode is reported as asking for a shortened name: "c" gives ".", "cos\\n" gives "os.",
+    "ctorch._utils\\n_reb" gives "torch._utils._re" (old, non-zip checkpoints hold such opcodes in the clear).
+    """
+    match = DISALLOWED_GLOBAL.search(str(error))
+    if match is None:
+        return None
+    name = match.group(1)
+    if "" in name.split("."):
+        return None  # an empty module or name: the file ends inside the opcode (or spells no global at all)
+    last = name.rsplit(".", 1)[-1].encode("utf-8")
+    with path.open("rb") as stream:
+        stream.seek(max(0, path.stat().st_size - len(last) - 1))
+        end = stream.read()
+    if not end.endswith(b"\n") and end[:-1].endswith(last):
+        return None  # the name line runs to the end of the file without its newline: cut short
+    return name

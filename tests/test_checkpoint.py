@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import errno
 import io
 import os
@@ -14,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
 import torch
 
 from seq2seq import __version__
@@ -97,18 +99,37 @@ def test_round_trip_of_awkward_values(tmp_path) -> None:
         assert loaded["model"][name].dtype == tensor.dtype and torch.equal(loaded["model"][name], tensor)
 
 
-def test_empty_vocab_field_is_refused_cleanly(tmp_path) -> None:
-    payload = dict.fromkeys(("config", "src_vocab", "model"), {})
-    payload["tgt_vocab"] = b""
+class EmptyBytes:
+    """Pickles as _codecs.encode("", "latin1"), the form weights_only loads as b"".
+
+    torch.save writes a plain b"" as builtins.bytes(), a global the loader refuses before any field check.
+    """
+
+    def __reduce__(self):
+        return codecs.encode, ("", "latin1")
+
+
+@pytest.mark.parametrize("side", ["src_vocab", "tgt_vocab"])
+def test_empty_vocab_field_is_refused_cleanly(side, tmp_path) -> None:
+    # every other field well formed, so only the empty-bytes check can refuse the file
+    payload = {"config": {}, "src_vocab": b"s", "tgt_vocab": b"t", "model": {}, side: EmptyBytes()}
     save_checkpoint(tmp_path / "c.pt", payload)
-    with pytest.raises(UserError):
-        load_checkpoint(tmp_path / "c.pt")
+    assert f"field {side!r} is missing or malformed" in error_of(tmp_path / "c.pt")
 
 
 def test_checkpoint_drives_a_translator(real_checkpoint) -> None:
     translator = Translator.from_checkpoint(real_checkpoint, device="cpu", method="greedy")
+    payload = load_checkpoint(real_checkpoint)
+    for name, tensor in translator.model.state_dict().items():
+        assert torch.equal(tensor, payload["model"][name]), name
     (result,) = translator.translate(["alpha bravo charlie"])
-    assert isinstance(result[0].text, str)
+    # an untrained model emits arbitrary pieces: check they are pieces of the stored vocabulary and that the
+    # text is what a SentencePiece processor loaded on its own from the file makes of them
+    processor = spm.SentencePieceProcessor(model_proto=payload["tgt_vocab"])
+    assert result[0].source_pieces == processor.encode("alpha bravo charlie", out_type=str)
+    assert len(result[0].pieces) <= translator.decoding.max_len
+    assert all(processor.piece_to_id(piece) != processor.unk_id() or piece == "<unk>" for piece in result[0].pieces)
+    assert result[0].text == processor.decode_pieces(result[0].pieces)
 
 
 # --- atomic writes ---------------------------------------------------------------------
@@ -244,11 +265,39 @@ def test_first_100_bytes_is_truncated(real_checkpoint, tmp_path) -> None:
 def test_every_truncation_is_truncated_or_corrupt(real_checkpoint, tmp_path) -> None:
     raw = real_checkpoint.read_bytes()
     path = tmp_path / "cut.pt"
-    # 1-3 bytes ("P", "PK", "PK\x03") are reported as "refused"; see the random-bytes test.
-    offsets = [0, *range(4, len(raw), max(1, len(raw) // 150)), len(raw) - 1]
+    # every length up to 64 (the zip signature "PK\x03\x04" and the first local header), then a sample
+    offsets = [*range(64), *range(64, len(raw), max(1, len(raw) // 150)), len(raw) - 1]
     for offset in offsets:
         path.write_bytes(raw[:offset])
         assert "truncated or corrupt" in error_of(path), offset
+
+
+def test_every_truncation_of_an_old_style_checkpoint_is_truncated_or_corrupt(tmp_path) -> None:
+    """torch < 1.6 wrote plain pickles, whose GLOBAL opcodes a cut can split ("ctorch._utils\\n_reb")."""
+    stream = io.BytesIO()
+    torch.save({"model": {"w": torch.ones(2)}}, stream, _use_new_zipfile_serialization=False)
+    raw = stream.getvalue()
+    assert b"ctorch._utils\n_rebuild_tensor_v2\n" in raw
+    path = tmp_path / "cut.pt"
+    for offset in range(len(raw)):
+        path.write_bytes(raw[:offset])
+        assert "truncated or corrupt" in error_of(path), (offset, raw[max(0, offset - 12):offset])
+
+
+def test_hostile_old_style_checkpoint_is_refused_once_it_names_the_global(tmp_path) -> None:
+    stream = io.BytesIO()
+    torch.save({"training": Exploit(tmp_path / "pwned", "system")}, stream, _use_new_zipfile_serialization=False)
+    raw = stream.getvalue()
+    end = raw.index(b"\nsystem\n") + len(b"\nsystem\n")
+    path = tmp_path / "evil.pt"
+    for offset in (end - 1, end, end + 1, len(raw)):
+        path.write_bytes(raw[:offset])
+        message = error_of(path)
+        if offset < end:
+            assert "truncated or corrupt" in message, offset
+        else:
+            assert "refused" in message and "system)" in message, offset
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_garbage_after_a_zip_signature_is_corrupt(tmp_path) -> None:
@@ -265,7 +314,8 @@ def test_random_bytes_are_truncated_or_corrupt(tmp_path) -> None:
         assert "truncated or corrupt" in error_of(path), seed
 
 
-@pytest.mark.parametrize("content", [b".", b"\x80", b"t", b"\x80\x02."], ids=repr)
+@pytest.mark.parametrize("content", [b".", b"\x80", b"t", b"\x80\x02.", b"c", b"\x80\x02c", b"cos\n",
+                                     b"\x80\x02cos\nsys", b"\x80\x02cbuiltins\nev"], ids=repr)
 def test_tiny_garbage_file_is_user_error(content, tmp_path) -> None:
     path = tmp_path / "tiny.pt"
     path.write_bytes(content)
