@@ -149,7 +149,7 @@ class TranslationService:
         # the same rule as translate.py: asking for a beam width or an n-best list means beam search
         if "beam_size" in overrides or overrides.get("n_best", 1) > 1:
             overrides.setdefault("method", "beam")
-        decoding = dataclasses.replace(self.translator.decoding, batch_size=limits.max_batch, **overrides)
+        decoding = dataclasses.replace(self.translator.decoding, **overrides)
         try:
             validate(dataclasses.replace(self.config, decoding=decoding), "request")
         except UserError as error:

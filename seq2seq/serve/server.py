@@ -39,9 +39,9 @@ def serve(checkpoint: Path, host: str, port: int, limits: ServeLimits, device: s
         import uvicorn
     except ImportError:
         raise UserError('serving needs the serve extra: pip install -e ".[serve]"') from None
+    sock = open_socket(host, port)  # a busy port fails before the model loads
     service = TranslationService(checkpoint, device=device, quantize=quantize)
     app = create_app(service, limits)
-    sock = open_socket(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     if not is_loopback(host):
