@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +78,12 @@ def report_volume(request: pytest.FixtureRequest):
         print(f"\ntest_fuzz: {counted['inputs']} inputs translated")
 
 
+@functools.cache
+def independent_decoder(model_proto: bytes) -> spm.SentencePieceProcessor:
+    """A SentencePiece processor of its own, not the translator's Vocab."""
+    return spm.SentencePieceProcessor(model_proto=model_proto)
+
+
 def translate_checked(translator: Translator, texts: list[str]):
     """Translate and check what must hold for any input at all."""
     results = translator.translate(texts)
@@ -84,8 +92,12 @@ def translate_checked(translator: Translator, texts: list[str]):
     for text, nbest in zip(texts, results):
         assert isinstance(nbest, list) and len(nbest) >= 1, repr(text[:50])
         for translation in nbest:
-            assert isinstance(translation.text, str)
-            translation.text.encode("utf-8")  # printable: no lone surrogates leak out
+            # the text is the output pieces joined back into words, nothing added, dropped or escaped
+            assert translation.text == independent_decoder(translator.tgt_vocab.model_proto).decode_pieces(
+                translation.pieces), repr(text[:50])
+            assert translation.pieces == [] or translation.text.strip(), "pieces that decode to nothing"
+            assert not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in translation.text), repr(
+                translation.text)  # printable: no control characters or lone surrogates leak out
             assert "\n" not in translation.text, "a newline in the output would shift every later line"
         if all(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in text):
             assert nbest[0].text == "", repr(text)
