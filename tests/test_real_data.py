@@ -6,9 +6,11 @@ import math
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ROOT, SHARED_DATA
+from seq2seq.checkpoint import load_checkpoint
 from seq2seq.config import load_config
 from seq2seq.training import Trainer
 from seq2seq.translator import Translator
@@ -51,4 +53,13 @@ def test_shipped_config_trains_and_decodes(name: str, tmp_path: Path) -> None:
     trainer.train()
     translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
     (nbest,) = translator.translate(["Hello, how are you?"])
-    assert isinstance(nbest[0].text, str) and len(nbest[0].pieces) <= 20
+    best = nbest[0]
+    payload = load_checkpoint(trainer.run_path / "best.pt")
+    source = spm.SentencePieceProcessor(model_proto=payload["src_vocab"])
+    target = spm.SentencePieceProcessor(model_proto=payload["tgt_vocab"])
+    assert best.source_pieces == source.encode("Hello, how are you?", out_type=str)
+    # four updates teach the output layer Hindi's frequent pieces (है, की, ।): the output is Hindi, if not yet right
+    assert 1 <= len(best.pieces) <= 20, best.pieces
+    assert all(target.piece_to_id(piece) != target.unk_id() for piece in best.pieces), best.pieces
+    assert best.text == target.decode_pieces(best.pieces)
+    assert any("\u0900" <= ch <= "\u097f" for ch in best.text), best.text
