@@ -14,7 +14,9 @@ from seq2seq.serve.app import ServeLimits, TranslationService, create_app
 def open_socket(host: str, port: int) -> socket.socket:
     """A listening socket; port 0 picks a free one (the tests use that)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without it
+    # Nagle's algorithm meets the client's delayed ACK and every keep-alive response waits 40 ms
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
