@@ -172,7 +172,8 @@ def main() -> None:
     print(f"`python bench/serve.py {' '.join(sys.argv[1:])}` on {date.today().isoformat()}, "
           f"{platform.machine()} CPU, {args.threads} server threads, client on the same machine; "
           f"{model['checkpoint']} ({model['parameters']:,} parameters), {search}, one sentence per request:\n")
-    print("| clients | server batching | requests | requests/s | p50 latency | p95 latency | sentences per model call |")
+    print("| clients | server batching | requests | requests/s | p50 latency | p95 latency "
+          "| sentences per model call |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for row in rows:
         failed = f" ({row['failures']} failed)" if row["failures"] else ""

@@ -103,7 +103,11 @@ class Batcher:
             for job in jobs:
                 groups.setdefault(job.key, []).append(job)
             for group in groups.values():
-                await self._decode(group)
+                try:
+                    await self._decode(group)
+                except Exception as error:  # noqa: BLE001 - the loop outlives any batch, or later requests hang
+                    for job in group:
+                        _settle(job.future, error=error)
 
     async def _gather(self) -> list[Job]:
         """The first waiting job, then whatever else arrives within max_wait, up to max_batch sentences."""
