@@ -13,9 +13,10 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -73,6 +74,28 @@ class DataConfig:
         "folder of the encoded-corpus and vocabulary cache that later runs reuse ('' = inside the run folder)", "data/cache"
     )
 
+    def check(self, check: Check) -> None:
+        c = self.cleaning
+        check(0.0 < c.min_script_share <= 1.0, "data.cleaning.min_script_share", "must be in (0, 1]")
+        check(1 <= c.min_words <= c.max_words, "data.cleaning.min_words", "must be at least 1 and at most max_words")
+        check(c.max_ratio >= 1, "data.cleaning.max_ratio", "must be at least 1")
+        check(c.ratio_slack >= 0, "data.cleaning.ratio_slack", "must be 0 or positive")
+        check(self.max_src_pieces >= 1, "data.max_src_pieces", "must be at least 1")
+        check(self.max_tgt_pieces >= 1, "data.max_tgt_pieces", "must be at least 1")
+        corpora = [("data.train", c) for c in self.train] + [("data.test", c) for c in self.test]
+        if self.dev is not None:
+            corpora.append(("data.dev", self.dev))
+        for key, corpus in corpora:
+            check(
+                bool(corpus.tsv) != bool(corpus.src or corpus.tgt) and (bool(corpus.tsv) or bool(corpus.src and corpus.tgt)),
+                f"{key}({corpus.name})", "give either both src and tgt, or tsv",
+            )
+            check(corpus.holdout >= 0, f"{key}({corpus.name}).holdout", "must be 0 or positive")
+            check(corpus.upsample >= 1, f"{key}({corpus.name}).upsample", "must be at least 1")
+        names = [c.name for c in self.test] + [c.name for c in self.train if c.holdout]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        check(duplicate is None, "data.test", f"two test sets are named {duplicate!r}; names must differ")
+
 
 @dataclass
 class VocabConfig:
@@ -93,22 +116,103 @@ class VocabConfig:
     )
     sampling_nbest: int = doc("subword regularisation: sample among this many best segmentations (-1 = all)", -1)
 
+    def check(self, check: Check) -> None:
+        for key in ("src_size", "tgt_size"):
+            check(8 <= getattr(self, key) <= MAX_VOCAB, f"vocab.{key}",
+                  f"must be in [8, {MAX_VOCAB}], got {getattr(self, key)}")
+        check(0.9 <= self.character_coverage <= 1.0, "vocab.character_coverage", "must be in [0.9, 1.0]")
+        check(self.sample_size >= 0, "vocab.sample_size", "must be 0 (all) or positive")
+        check(0.0 <= self.sampling_alpha <= 1.0, "vocab.sampling_alpha", "must be in [0, 1] (0 = off)")
+        check(self.sampling_nbest == -1 or self.sampling_nbest >= 1, "vocab.sampling_nbest",
+              "must be -1 (all segmentations) or positive")
+
+
+Check = Callable[[bool, str, str], None]  # check(ok, dotted key, message) raises when not ok
+
+# Size keys are bounded at load time, so a typo never reaches torch as an overflow or a huge allocation
+MAX_WIDTH = 65_536
+MAX_LAYERS = 64
+MAX_VOCAB = 1_000_000
+
 
 @dataclass
 class ModelConfig:
-    rnn: Literal["gru", "lstm"] = doc("recurrent cell of encoder and decoder", "gru")
+    type: Literal["rnn", "transformer"] = doc("model family: recurrent encoder-decoder or Transformer", "rnn")
+    rnn: Literal["gru", "lstm"] = doc("rnn: recurrent cell of encoder and decoder", "gru")
     attention: Literal["bahdanau", "luong_dot", "luong_general", "none"] = doc(
-        "attention: additive (Bahdanau), multiplicative (Luong dot/general) or none", "bahdanau"
+        "rnn: attention: additive (Bahdanau), multiplicative (Luong dot/general) or none", "bahdanau"
     )
-    emb_size: int = doc("embedding size of both sides", 256)
-    encoder_hidden: int = doc("encoder hidden size per direction", 256)
-    decoder_hidden: int = doc("decoder hidden size", 256)
+    emb_size: int = doc("rnn: embedding size of both sides", 256)
+    encoder_hidden: int = doc("rnn: encoder hidden size per direction", 256)
+    decoder_hidden: int = doc("rnn: decoder hidden size", 256)
+    bidirectional: bool = doc("rnn: read the source in both directions", True)
+    layer_norm: bool = doc("rnn: LayerNorm on the encoder outputs", False)
     encoder_layers: int = doc("stacked encoder layers", 1)
     decoder_layers: int = doc("stacked decoder layers", 1)
-    bidirectional: bool = doc("read the source in both directions", True)
     dropout: float = doc("dropout on embeddings, between layers and before the output layer", 0.1)
-    layer_norm: bool = doc("LayerNorm on the encoder outputs", False)
     tie_embeddings: bool = doc("share the decoder input embedding with the output layer", False)
+    share_embeddings: bool = doc(
+        "one embedding matrix for source, target and output (needs vocab.joint: true and tie_embeddings)", False
+    )
+    d_model: int = doc("transformer: width of every layer and embedding", 256)
+    heads: int = doc("transformer: attention heads (must divide d_model)", 4)
+    ff_size: int = doc("transformer: hidden size of the position-wise feed-forward layers", 1024)
+    attention_dropout: float = doc("transformer: dropout on attention weights", 0.1)
+    activation_dropout: float = doc("transformer: dropout after the feed-forward activation", 0.0)
+    norm: Literal["pre", "post"] = doc("transformer: LayerNorm before each sublayer (pre) or after the residual", "pre")
+    positions: Literal["sinusoidal", "learned"] = doc("transformer: position encoding", "sinusoidal")
+    max_positions: int = doc("transformer: longest source or target (pieces + EOS/BOS) the model accepts", 512)
+    decoder_layerdrop: float = doc("transformer: probability of skipping each decoder layer in a training batch", 0.0)
+    attention_layer: int = doc("transformer: decoder layer whose cross-attention heatmaps show (-1 = last)", -1)
+
+    RNN_KEYS: ClassVar[tuple[str, ...]] = ("rnn", "attention", "emb_size", "encoder_hidden", "decoder_hidden", "bidirectional", "layer_norm")
+    TRANSFORMER_KEYS: ClassVar[tuple[str, ...]] = ("d_model", "heads", "ff_size", "attention_dropout", "activation_dropout", "norm",
+                        "positions", "max_positions", "decoder_layerdrop", "attention_layer")
+
+    def foreign_keys(self) -> tuple[str, ...]:
+        """The keys that belong to the other family."""
+        return self.TRANSFORMER_KEYS if self.type == "rnn" else self.RNN_KEYS
+
+    def check(self, check: Check) -> None:
+        for key in ("encoder_layers", "decoder_layers"):
+            check(0 < getattr(self, key) <= MAX_LAYERS, f"model.{key}",
+                  f"must be in [1, {MAX_LAYERS}], got {getattr(self, key)}")
+        check(0.0 <= self.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {self.dropout}")
+        check(not self.share_embeddings or self.tie_embeddings, "model.share_embeddings",
+              "shares the output layer too: set tie_embeddings: true as well")
+        if self.type == "rnn":
+            self._check_rnn(check)
+        else:
+            self._check_transformer(check)
+
+    def _check_rnn(self, check: Check) -> None:
+        for key in ("emb_size", "encoder_hidden", "decoder_hidden"):
+            check(0 < getattr(self, key) <= MAX_WIDTH, f"model.{key}",
+                  f"must be in [1, {MAX_WIDTH}], got {getattr(self, key)}")
+        encoder_out = self.encoder_hidden * (2 if self.bidirectional else 1)
+        check(
+            self.attention != "luong_dot" or encoder_out == self.decoder_hidden, "model.attention",
+            f"luong_dot needs decoder_hidden ({self.decoder_hidden}) equal to the encoder output size "
+            f"({encoder_out}); use luong_general or change the sizes",
+        )
+        check(not (self.layer_norm and self.attention == "none"), "model.layer_norm",
+              "normalises the encoder states that attention reads; with attention: none it does nothing")
+        check(not self.tie_embeddings or self.emb_size == self.decoder_hidden, "model.tie_embeddings",
+              f"needs emb_size ({self.emb_size}) equal to decoder_hidden ({self.decoder_hidden})")
+
+    def _check_transformer(self, check: Check) -> None:
+        for key in ("d_model", "ff_size", "heads"):
+            check(0 < getattr(self, key) <= MAX_WIDTH, f"model.{key}",
+                  f"must be in [1, {MAX_WIDTH}], got {getattr(self, key)}")
+        check(self.d_model % self.heads == 0, "model.heads",
+              f"must divide d_model ({self.d_model}), got {self.heads}")
+        for key in ("attention_dropout", "activation_dropout", "decoder_layerdrop"):
+            check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", f"must be in [0, 1), got {getattr(self, key)}")
+        check(1 <= self.max_positions <= 100_000, "model.max_positions",
+              f"must be in [1, 100000], got {self.max_positions}")
+        check(-self.decoder_layers <= self.attention_layer < self.decoder_layers, "model.attention_layer",
+              f"must name one of the {self.decoder_layers} decoder layers (0..{self.decoder_layers - 1}, "
+              f"or -1 for the last), got {self.attention_layer}")
 
 
 @dataclass
@@ -146,6 +250,45 @@ class TrainingConfig:
     amp: Literal["auto", "off", "bf16", "fp16"] = doc("mixed precision on CUDA (auto = bf16 where supported)", "auto")
     threads: int = doc("CPU threads for PyTorch (0 = its default)", 0)
     max_nonfinite: int = doc("stop after this many non-finite losses or gradients in a row", 10)
+    src_word_dropout: float = doc("probability of replacing each source token by <unk> in training", 0.0)
+    tgt_word_dropout: float = doc("probability of replacing each target input token by <unk> in training", 0.0)
+
+    def check(self, check: Check) -> None:
+        check(self.batch_size > 0, "training.batch_size", f"must be positive, got {self.batch_size}")
+        check(self.lr > 0, "training.lr", f"must be positive, got {self.lr}")
+        check(self.weight_decay >= 0, "training.weight_decay", "must be non-negative")
+        check(
+            len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+            "training.adam_betas", "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
+        )
+        check(self.clip_grad_norm >= 0, "training.clip_grad_norm", "must be 0 (off) or positive")
+        check(0 <= self.label_smoothing < 1, "training.label_smoothing", "must be in [0, 1)")
+        check(0 <= self.teacher_forcing_ratio <= 1, "training.teacher_forcing_ratio", "must be in [0, 1]")
+        check(0 <= self.sampling_min_ratio <= 1, "training.sampling_min_ratio", "must be in [0, 1]")
+        check(self.sampling_decay > 0, "training.sampling_decay", "must be positive")
+        if self.scheduled_sampling == "exponential":
+            check(self.sampling_decay < 1, "training.sampling_decay",
+                  "exponential decay needs a base below 1, e.g. 0.9995")
+        if self.scheduled_sampling == "inverse_sigmoid":
+            check(self.sampling_decay >= 1, "training.sampling_decay", "inverse_sigmoid needs k >= 1, e.g. 5000")
+        for key in ("warmup_steps", "max_steps", "max_epochs", "early_stopping_patience", "valid_limit", "threads"):
+            check(getattr(self, key) >= 0, f"training.{key}", f"must be 0 or positive, got {getattr(self, key)}")
+        for key in ("valid_every", "log_every", "max_nonfinite"):
+            check(getattr(self, key) > 0, f"training.{key}", f"must be positive, got {getattr(self, key)}")
+        for key in ("src_word_dropout", "tgt_word_dropout"):
+            check(0 <= getattr(self, key) < 1, f"training.{key}", f"must be in [0, 1), got {getattr(self, key)}")
+        check(self.keep_last >= 1, "training.keep_last", "must be at least 1")
+        check(0 < self.plateau_factor < 1, "training.plateau_factor", "must be in (0, 1)")
+        check(self.min_lr >= 0, "training.min_lr", "must be non-negative")
+        check(self.samples >= 0, "training.samples", "must be 0 or positive")
+        try:
+            parse_duration(self.max_time)
+        except ValueError as error:
+            check(False, "training.max_time", str(error))
+        check(
+            bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device)),
+            "training.device", f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}",
+        )
 
 
 @dataclass
@@ -165,6 +308,25 @@ class DecodingConfig:
     seed: int = doc("sampling seed", 1)
     batch_size: int = doc("sentences decoded together", 64)
     max_input_pieces: int = doc("longer inputs are truncated to this many pieces, with a warning", 250)
+
+    def check(self, check: Check) -> None:
+        check(self.beam_size >= 1, "decoding.beam_size", f"must be at least 1, got {self.beam_size}")
+        check(1 <= self.n_best, "decoding.n_best", f"must be at least 1, got {self.n_best}")
+        check(
+            self.method != "beam" or self.n_best <= self.beam_size,
+            "decoding.n_best", f"must not exceed beam_size ({self.beam_size}), got {self.n_best}",
+        )
+        check(self.length_penalty >= 0, "decoding.length_penalty", "must be 0 or positive")
+        check(self.max_len >= 1, "decoding.max_len", "must be at least 1")
+        check(self.max_len_ratio > 0, "decoding.max_len_ratio", "must be positive")
+        check(self.max_len_extra >= 0, "decoding.max_len_extra", "must be 0 or positive")
+        check(0 <= self.min_len < self.max_len, "decoding.min_len", "must be in [0, max_len)")
+        check(self.no_repeat_ngram >= 0, "decoding.no_repeat_ngram", "must be 0 (off) or positive")
+        check(self.temperature >= 0, "decoding.temperature", "must be 0 (greedy) or positive")
+        check(self.top_k >= 0, "decoding.top_k", "must be 0 (off) or positive")
+        check(0 < self.top_p <= 1, "decoding.top_p", "must be in (0, 1]")
+        check(self.batch_size >= 1, "decoding.batch_size", "must be at least 1")
+        check(self.max_input_pieces >= 1, "decoding.max_input_pieces", "must be at least 1")
 
 
 @dataclass
@@ -257,7 +419,12 @@ class _Loader:
         ]
         if missing:
             raise self.fail(f"{key}.{missing[0]}" if key else missing[0], "is required")
-        return cls(**values)
+        built = cls(**values)
+        if isinstance(built, ModelConfig):
+            foreign = [name for name in values if name in built.foreign_keys()]
+            if foreign:
+                raise self.fail(f"{key}.{foreign[0]}", f"is not a key of model.type: {built.type}")
+        return built
 
     def convert(self, hint: Any, value: Any, key: str) -> Any:
         origin = typing.get_origin(hint)
@@ -310,7 +477,7 @@ def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(value), repr(value))
 
 
-def apply_override(data: dict, assignment: str, source: str) -> None:
+def apply_override(data: dict, assignment: str) -> None:
     """Apply one `section.key=value` override (value parsed as YAML) to raw config data."""
     if "=" not in assignment:
         raise UserError(f"--set {assignment}: expected section.key=value, e.g. training.lr=0.0005")
@@ -353,7 +520,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), data_dir: st
     if not isinstance(data, dict):
         raise UserError(f"{source}: top level: expected a mapping of sections (data, model, ...), got {_kind(data)}")
     for assignment in overrides:
-        apply_override(data, assignment, source)
+        apply_override(data, assignment)
     if data_dir is not None:
         data.setdefault("data", {})
         if not isinstance(data["data"], dict):
@@ -371,112 +538,40 @@ def config_from_dict(data: Any, source: str = "config") -> Config:
 
 
 def config_to_dict(config: Config) -> dict:
-    return dataclasses.asdict(config)
+    """Plain data that loads back to the same config; the other model family's keys are left out."""
+    data = dataclasses.asdict(config)
+    for name in config.model.foreign_keys():
+        del data["model"][name]
+    return data
 
 
 def validate(config: Config, source: str) -> None:
-    """Range and consistency checks the types alone cannot express."""
+    """Each section's own checks, then the checks that span sections."""
 
     def check(ok: bool, key: str, message: str) -> None:
         if not ok:
             raise UserError(f"{source}: {key}: {message}")
 
-    m, t, d, v = config.model, config.training, config.decoding, config.vocab
     check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
     check(0 <= config.seed < 2**32, "seed", f"must be in [0, 2**32), got {config.seed}")
-    for key in ("emb_size", "encoder_hidden", "decoder_hidden", "encoder_layers", "decoder_layers"):
-        check(getattr(m, key) > 0, f"model.{key}", f"must be positive, got {getattr(m, key)}")
-    check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
-    encoder_out = m.encoder_hidden * (2 if m.bidirectional else 1)
-    check(
-        m.attention != "luong_dot" or encoder_out == m.decoder_hidden,
-        "model.attention",
-        f"luong_dot needs decoder_hidden ({m.decoder_hidden}) equal to the encoder output size ({encoder_out}); "
-        "use luong_general or change the sizes",
-    )
-    check(
-        not (m.layer_norm and m.attention == "none"),
-        "model.layer_norm", "normalises the encoder states that attention reads; with attention: none it does nothing",
-    )
-    check(
-        not m.tie_embeddings or m.emb_size == m.decoder_hidden,
-        "model.tie_embeddings",
-        f"needs emb_size ({m.emb_size}) equal to decoder_hidden ({m.decoder_hidden})",
-    )
-    for key in ("src_size", "tgt_size"):
-        check(getattr(v, key) >= 8, f"vocab.{key}", f"must be at least 8, got {getattr(v, key)}")
-    check(0.9 <= v.character_coverage <= 1.0, "vocab.character_coverage", "must be in [0.9, 1.0]")
-    check(v.sample_size >= 0, "vocab.sample_size", "must be 0 (all) or positive")
-    check(0.0 < config.data.cleaning.min_script_share <= 1.0, "data.cleaning.min_script_share", "must be in (0, 1]")
-    check(t.batch_size > 0, "training.batch_size", f"must be positive, got {t.batch_size}")
-    check(t.lr > 0, "training.lr", f"must be positive, got {t.lr}")
-    check(t.weight_decay >= 0, "training.weight_decay", "must be non-negative")
-    check(
-        len(t.adam_betas) == 2 and all(0 <= b < 1 for b in t.adam_betas),
-        "training.adam_betas", "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
-    )
-    check(t.clip_grad_norm >= 0, "training.clip_grad_norm", "must be 0 (off) or positive")
-    check(0 <= t.label_smoothing < 1, "training.label_smoothing", "must be in [0, 1)")
-    check(0 <= t.teacher_forcing_ratio <= 1, "training.teacher_forcing_ratio", "must be in [0, 1]")
-    check(0 <= t.sampling_min_ratio <= 1, "training.sampling_min_ratio", "must be in [0, 1]")
-    check(t.sampling_decay > 0, "training.sampling_decay", "must be positive")
-    if t.scheduled_sampling == "exponential":
-        check(t.sampling_decay < 1, "training.sampling_decay", "exponential decay needs a base below 1, e.g. 0.9995")
-    if t.scheduled_sampling == "inverse_sigmoid":
-        check(t.sampling_decay >= 1, "training.sampling_decay", "inverse_sigmoid needs k >= 1, e.g. 5000")
-    for key in ("warmup_steps", "max_steps", "max_epochs", "early_stopping_patience", "valid_limit", "threads"):
-        check(getattr(t, key) >= 0, f"training.{key}", f"must be 0 or positive, got {getattr(t, key)}")
-    for key in ("valid_every", "log_every", "max_nonfinite"):
-        check(getattr(t, key) > 0, f"training.{key}", f"must be positive, got {getattr(t, key)}")
-    check(t.keep_last >= 1, "training.keep_last", "must be at least 1")
-    check(0 < t.plateau_factor < 1, "training.plateau_factor", "must be in (0, 1)")
-    check(t.min_lr >= 0, "training.min_lr", "must be non-negative")
-    check(t.samples >= 0, "training.samples", "must be 0 or positive")
-    try:
-        parse_duration(t.max_time)
-    except ValueError as error:
-        raise UserError(f"{source}: training.max_time: {error}") from None
-    check(
-        bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", t.device)),
-        "training.device", f"must be auto, cpu, mps, cuda or cuda:N, got {t.device!r}",
-    )
-    check(d.beam_size >= 1, "decoding.beam_size", f"must be at least 1, got {d.beam_size}")
-    check(1 <= d.n_best, "decoding.n_best", f"must be at least 1, got {d.n_best}")
-    check(
-        d.method != "beam" or d.n_best <= d.beam_size,
-        "decoding.n_best", f"must not exceed beam_size ({d.beam_size}), got {d.n_best}",
-    )
-    check(d.length_penalty >= 0, "decoding.length_penalty", "must be 0 or positive")
-    check(d.max_len >= 1, "decoding.max_len", "must be at least 1")
-    check(d.max_len_ratio > 0, "decoding.max_len_ratio", "must be positive")
-    check(d.max_len_extra >= 0, "decoding.max_len_extra", "must be 0 or positive")
-    check(0 <= d.min_len < d.max_len, "decoding.min_len", "must be in [0, max_len)")
-    check(d.no_repeat_ngram >= 0, "decoding.no_repeat_ngram", "must be 0 (off) or positive")
-    check(d.temperature >= 0, "decoding.temperature", "must be 0 (greedy) or positive")
-    check(d.top_k >= 0, "decoding.top_k", "must be 0 (off) or positive")
-    check(0 < d.top_p <= 1, "decoding.top_p", "must be in (0, 1]")
-    check(d.batch_size >= 1, "decoding.batch_size", "must be at least 1")
-    check(d.max_input_pieces >= 1, "decoding.max_input_pieces", "must be at least 1")
-    data = config.data
-    c = data.cleaning
-    check(1 <= c.min_words <= c.max_words, "data.cleaning.min_words", "must be at least 1 and at most max_words")
-    check(c.max_ratio >= 1, "data.cleaning.max_ratio", "must be at least 1")
-    check(c.ratio_slack >= 0, "data.cleaning.ratio_slack", "must be 0 or positive")
-    check(data.max_src_pieces >= 1, "data.max_src_pieces", "must be at least 1")
-    check(data.max_tgt_pieces >= 1, "data.max_tgt_pieces", "must be at least 1")
-    corpora = [("data.train", c) for c in data.train] + [("data.test", c) for c in data.test]
-    if data.dev is not None:
-        corpora.append(("data.dev", data.dev))
-    for key, corpus in corpora:
-        check(
-            bool(corpus.tsv) != bool(corpus.src or corpus.tgt) and (bool(corpus.tsv) or bool(corpus.src and corpus.tgt)),
-            f"{key}({corpus.name})", "give either both src and tgt, or tsv",
-        )
-        check(corpus.holdout >= 0, f"{key}({corpus.name}).holdout", "must be 0 or positive")
-        check(corpus.upsample >= 1, f"{key}({corpus.name}).upsample", "must be at least 1")
-    names = [c.name for c in data.test] + [c.name for c in data.train if c.holdout]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    check(duplicate is None, "data.test", f"two test sets are named {duplicate!r}; names must differ")
+    for section in (config.data, config.vocab, config.model, config.training, config.decoding):
+        section.check(check)
+    check_across_sections(config, check)
+
+
+def check_across_sections(config: Config, check: Check) -> None:
+    m, v, d, data = config.model, config.vocab, config.decoding, config.data
+    check(not m.share_embeddings or v.joint, "model.share_embeddings",
+          "needs one vocabulary for both sides: set vocab.joint: true")
+    if m.type == "transformer":
+        # positions are 0-based; a source gains EOS, a target input BOS, a decoded output up to max_len + 1 steps
+        needs = {"data.max_src_pieces": data.max_src_pieces + 1, "data.max_tgt_pieces": data.max_tgt_pieces + 1,
+                 "decoding.max_input_pieces": d.max_input_pieces + 1, "decoding.max_len": d.max_len + 1}
+        for key, length in needs.items():
+            check(length <= m.max_positions, key,
+                  f"allows sequences of {length} positions, more than model.max_positions ({m.max_positions}); "
+                  f"lower {key} or raise model.max_positions")
+    check(m.type == "transformer" or m.decoder_layerdrop == 0, "model.decoder_layerdrop", "is for transformers only")
 
 
 def describe_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

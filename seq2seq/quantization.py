@@ -25,7 +25,7 @@ from torch import nn
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from seq2seq.errors import UserError
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.interface import EncoderDecoder
 
 DEPRECATION_NOTICES = (
     (DeprecationWarning, r"torch\.ao\.quantization is deprecated"),
@@ -47,7 +47,7 @@ def quantized_device(spec: str) -> torch.device:
     return device
 
 
-def quantize_model(model: Seq2Seq) -> Seq2Seq:
+def quantize_model(model: EncoderDecoder) -> EncoderDecoder:
     """An int8 copy of a float CPU model for inference; the model passed in is left as it was."""
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise ValueError("move the model to the CPU before quantizing it")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from seq2seq.config import DecodingConfig
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.interface import EncoderDecoder
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -65,7 +65,7 @@ def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> tor
 
 
 def search(
-    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool = False
+    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool = False
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses per sentence (n = 1 unless beam search with n_best > 1)."""
     with torch.inference_mode():
@@ -95,7 +95,7 @@ def pick_tokens(
 
 
 def sample_or_greedy(
-    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
+    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
 ) -> list[list[Hypothesis]]:
     batch, device = src.size(0), src.device
     memory, state = model.encode(src, src_lengths)
@@ -146,7 +146,7 @@ def _attention_by_sentence(
 
 
 def beam_search(
-    model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
+    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
 ) -> list[list[Hypothesis]]:
     """Beam search in which finished hypotheses leave the beam, so K live ones are always explored.
 

@@ -200,7 +200,7 @@ class Trainer:
             torch.set_num_threads(t.threads)
         self._seed(config.seed)
         folder = prepare_training_data(config, self.eval_sets, self.run_path) if self.world.is_main else None
-        data = open_training_data(self.world.broadcast(folder), self.run_path)
+        self.training_data = data = open_training_data(self.world.broadcast(folder), self.run_path, config)
         log.info("training data: %s", data.report.summary())
         self.src_vocab, self.tgt_vocab, self.train_data = data.src_vocab, data.tgt_vocab, data.corpus
         self.model = build_model(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(self.device)
@@ -285,7 +285,8 @@ class Trainer:
                                                         t.batch_size, t.batch_unit, self.config.seed,
                                                         self.progress.epoch))
                 for batch_index in range(self.progress.batch_in_epoch, len(batches)):
-                    batch = collate(self.train_data, batches[batch_index]).to(self.device)
+                    batch = self.training_data.collate(batches[batch_index], self.progress.epoch,
+                                                       batch_index).to(self.device)
                     loss, tokens = self._train_step(batch)
                     if self.started is not None:  # start-up cost, which the data cache exists to keep small
                         log.info("first update %.1f s after the trainer started", time.monotonic() - self.started)

@@ -16,7 +16,7 @@ from seq2seq.data.batching import pad_sources
 from seq2seq.data.corpus import normalize_line
 from seq2seq.errors import UserError
 from seq2seq.model.build import build_model
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.interface import EncoderDecoder
 from seq2seq.quantization import quantize_model, quantized_device
 from seq2seq.search import search
 from seq2seq.vocab import Vocab
@@ -56,7 +56,7 @@ def clean_input(text: str) -> str:
 
 
 class Translator:
-    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, decoding: DecodingConfig,
+    def __init__(self, model: EncoderDecoder, src_vocab: Vocab, tgt_vocab: Vocab, decoding: DecodingConfig,
                  device: torch.device | None = None):
         self.device = device or next(model.parameters()).device
         self.model = model.to(self.device)
@@ -113,7 +113,7 @@ class Translator:
         return results
 
 
-def model_from_payload(payload: dict, config: Config, path: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
+def model_from_payload(payload: dict, config: Config, path: str | Path) -> tuple[EncoderDecoder, Vocab, Vocab]:
     """Rebuild the network and both vocabularies from a checkpoint's contents."""
     try:
         src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])

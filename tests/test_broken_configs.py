@@ -42,7 +42,7 @@ CASES = [
     ("unknown_data_key.yaml", "data.trian", "did you mean 'train'"),
     ("unknown_cleaning_key.yaml", "data.cleaning.min_word", "did you mean 'min_words'"),
     ("unknown_corpus_key.yaml", "data.train[0].srcc", "did you mean 'src'"),
-    ("unknown_key_no_match.yaml", "model.colour", "known keys: rnn, attention, emb_size"),
+    ("unknown_key_no_match.yaml", "model.colour", "known keys: type, rnn, attention, emb_size"),
     ("bad_choice_rnn.yaml", "model.rnn", "did you mean 'lstm'"),
     ("bad_choice_attention.yaml", "model.attention", "did you mean 'bahdanau'"),
     # wrong types
@@ -56,8 +56,8 @@ CASES = [
     ("bad_beta_type.yaml", "training.adam_betas[1]", "expected a finite number, got 'high'"),
     ("bool_for_int.yaml", "training.max_steps", "expected a whole number, got True"),
     # impossible values
-    ("negative_size.yaml", "model.emb_size", "must be positive, got -4"),
-    ("zero_layers.yaml", "model.encoder_layers", "must be positive, got 0"),
+    ("negative_size.yaml", "model.emb_size", "must be in [1, 65536], got -4"),
+    ("zero_layers.yaml", "model.encoder_layers", "must be in [1, 64], got 0"),
     ("dropout_one.yaml", "model.dropout", "must be in [0, 1), got 1.0"),
     ("beam_size_zero.yaml", "decoding.beam_size", "must be at least 1, got 0"),
     ("n_best_over_beam.yaml", "decoding.n_best", "must not exceed beam_size (2), got 3"),
@@ -74,13 +74,16 @@ CASES = [
     ("min_words_over_max.yaml", "data.cleaning.min_words", "at most max_words"),
     ("missing_corpus_name.yaml", "data.train[0].name", "is required"),
     ("upsample_zero.yaml", "data.train(reverse).upsample", "must be at least 1"),
-    ("vocab_too_small.yaml", "vocab.src_size", "must be at least 8, got 4"),
+    ("vocab_too_small.yaml", "vocab.src_size", "must be in [8, 1000000], got 4"),
     ("min_len_over_max_len.yaml", "decoding.min_len", "[0, max_len)"),
     ("name_with_slash.yaml", "name", "without '/'"),
     ("label_smoothing_one.yaml", "training.label_smoothing", "must be in [0, 1)"),
     ("adam_betas_one_value.yaml", "training.adam_betas", "must be two numbers"),
     ("exponential_decay_base.yaml", "training.sampling_decay", "base below 1"),
     ("seed_too_large.yaml", "seed", "2**32"),
+    ("rnn_key_in_transformer.yaml", "model.rnn", "is not a key of model.type: transformer"),
+    ("transformer_key_in_rnn.yaml", "model.d_model", "is not a key of model.type: rnn"),
+    ("positions_too_few.yaml", "data.max_src_pieces", "more than model.max_positions (64)"),
     # a valid config whose data is missing: the missing file is the thing to name
     ("missing_data_files.yaml", "no-such-folder/train.src", "data file not found"),
 ]

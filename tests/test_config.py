@@ -50,7 +50,7 @@ def test_data_dir_overrides_root(tmp_path: Path) -> None:
     ("trainig: {}\n", ["trainig", "did you mean 'training'"]),
     ("model: {dropout: 1.0}\n", ["model.dropout", "[0, 1)"]),
     ("decoding: {beam_size: 0}\n", ["decoding.beam_size", "at least 1"]),
-    ("model: {emb_size: -4}\n", ["model.emb_size", "positive"]),
+    ("model: {emb_size: -4}\n", ["model.emb_size", "must be in [1, 65536], got -4"]),
     ("model: {rnn: gru2}\n", ["model.rnn", "one of", "did you mean 'gru'"]),
     ("training: {lr: fast}\n", ["training.lr", "expected a finite number"]),
     ("training: {lr: .inf}\n", ["training.lr", "expected a finite number"]),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from seq2seq.config import ModelConfig
 from seq2seq.model.build import build_model, count_parameters
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.interface import EncoderDecoder
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 SRC_VOCAB, TGT_VOCAB = 17, 13
@@ -29,7 +29,7 @@ def tiny_config(rnn: str = "gru", attention: str = "bahdanau", **overrides) -> M
     return ModelConfig(rnn=rnn, attention=attention, **sizes)
 
 
-def make_model(config: ModelConfig, seed: int = 0) -> Seq2Seq:
+def make_model(config: ModelConfig, seed: int = 0) -> EncoderDecoder:
     torch.manual_seed(seed)
     return build_model(config, SRC_VOCAB, TGT_VOCAB)
 
@@ -99,7 +99,7 @@ def every_config() -> list:
     return params
 
 
-def stepwise(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor):
+def stepwise(model: EncoderDecoder, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor):
     """Logits (batch, tgt_len, vocab) and weights by encode + one `step` per gold token."""
     memory, state = model.encode(src, lengths)
     logits, weights = [], []

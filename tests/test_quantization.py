@@ -15,7 +15,7 @@ from seq2seq.data.batching import pad_sources
 from seq2seq.errors import UserError
 from seq2seq.evaluation import score
 from seq2seq.model.build import build_model
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.interface import EncoderDecoder
 from seq2seq.quantization import quantize_model, quantized_device
 from seq2seq.search import search
 from seq2seq.translator import Translator
@@ -112,7 +112,7 @@ def test_every_architecture_quantizes_and_keeps_its_logits(rnn: str, attention: 
     src, lengths = pad_sources([[5, 6, 7, 8, 2], [9, 10, 2]])
     tokens = torch.tensor([1, 1])
 
-    def first_logits(network: Seq2Seq) -> torch.Tensor:
+    def first_logits(network: EncoderDecoder) -> torch.Tensor:
         with torch.inference_mode():
             memory, state = network.encode(src, lengths)
             return network.step(tokens, state, memory)[0]  # (batch, vocab)

@@ -12,7 +12,7 @@ import torch
 from seq2seq.config import DecodingConfig, ModelConfig
 from seq2seq.data.batching import pad_sources
 from seq2seq.model.build import build_model
-from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.model.interface import EncoderDecoder
 from seq2seq.search import Hypothesis, block_repeats, search
 from seq2seq.translator import Translator
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -35,7 +35,7 @@ def translator(tiny_checkpoint: Path) -> Translator:
 
 
 @pytest.fixture(scope="module")
-def model(translator: Translator) -> Seq2Seq:
+def model(translator: Translator) -> EncoderDecoder:
     return translator.model
 
 
@@ -49,7 +49,7 @@ def sources(translator: Translator) -> list[list[int]]:
     return ids
 
 
-def decode(model: Seq2Seq, rows: list[list[int]], config: DecodingConfig, record_attention: bool = False,
+def decode(model: EncoderDecoder, rows: list[list[int]], config: DecodingConfig, record_attention: bool = False,
            ) -> list[list[Hypothesis]]:
     src, lengths = pad_sources(rows)
     return search(model, src, lengths, config, record_attention)
@@ -59,7 +59,7 @@ def best_tokens(nbests: list[list[Hypothesis]]) -> list[list[int]]:
     return [nbest[0].tokens for nbest in nbests]
 
 
-def model_log_prob(model: Seq2Seq, source: list[int], tokens: list[int]) -> float:
+def model_log_prob(model: EncoderDecoder, source: list[int], tokens: list[int]) -> float:
     """Sum of log-softmax over tokens + EOS, by teacher-forcing BOS + tokens through the model."""
     src, lengths = pad_sources([source])
     tgt_in = torch.tensor([[BOS_ID, *tokens]])
@@ -230,7 +230,7 @@ def test_no_output_repeats_an_ngram_when_blocked(name: str, n: int) -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(emb_size=8, encoder_hidden=6, decoder_hidden=10, dropout=0.0), 15, 11).eval()
     with torch.no_grad():
-        model.decoder.output.bias[EOS_ID] = -5.0  # it rarely stops, so it runs to the length limit
+        model.output_layer().bias[EOS_ID] = -5.0  # it rarely stops, so it runs to the length limit
     rng = random.Random(2)
     rows = [[rng.randrange(4, 15) for _ in range(rng.randint(3, 9))] for _ in range(12)]
     loose = decode(model, rows, dataclasses.replace(METHODS[name], no_repeat_ngram=0))

@@ -149,7 +149,7 @@ def test_keeps_last_checkpoints_best_and_tensorboard(reversal_data: Path, tmp_pa
 def test_non_finite_steps_are_skipped_then_stop_with_a_checkpoint(reversal_data: Path, tmp_path: Path) -> None:
     trainer = Trainer(short_run(reversal_data, tmp_path, 50, "training.max_nonfinite=3"))
     with torch.no_grad():
-        trainer.model.decoder.output.bias.fill_(math.nan)
+        trainer.model.output_layer().bias.fill_(math.nan)
     with pytest.raises(UserError, match="3 non-finite"):
         trainer.train()
     assert trainer.progress.step == 0 and trainer.progress.nonfinite_total == 3

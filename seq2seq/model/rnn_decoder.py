@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import ModelConfig
-from seq2seq.model.attention import BahdanauAttention, LuongAttention
+from seq2seq.model.rnn_attention import BahdanauAttention, LuongAttention
 from seq2seq.vocab import PAD_ID
 
 
@@ -125,7 +125,7 @@ class Decoder(nn.Module):
         feed = states.new_zeros(batch, self.hidden_size) if self.attention_type.startswith("luong") else None
         return Memory(states, keys, mask), DecoderState(bridged(self.bridge, final), cell, feed)
 
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+    def input_gates(self, tokens: torch.Tensor) -> torch.Tensor:
         """Layer-0 gate inputs from the embeddings: (..., ) ids -> (..., gates)."""
         return self.embedding_to_gates(self.dropout(self.embedding(tokens)))
 
@@ -170,45 +170,27 @@ class Decoder(nn.Module):
         return self.output(self.dropout(attentional))
 
     def forward(
-        self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, teacher_forcing_ratio: float = 1.0
+        self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (batch, tgt_len, vocab) and attention (batch, tgt_len, src_len) for a target prefix.
-
-        With teacher_forcing_ratio < 1, each position is fed the model's own previous
-        prediction with probability 1 - ratio (scheduled sampling), token by token.
-        """
-        steps = tgt_in.size(1)
-        attentionals, weights = [], []
-        if teacher_forcing_ratio >= 1.0:
-            # unbind, not gates[:, t]: each slice's backward would zero a whole (batch, tgt_len, gates) tensor
-            gates = self.embed(tgt_in).unbind(1)  # (batch, gates) per position, all embedded at once
-            if self.attention_type.startswith("luong"):
-                for token_gates in gates:
-                    attentional, state, w = self._luong_step(token_gates, state, memory)
-                    attentionals.append(attentional)
-                    weights.append(w)
-                attentional = torch.stack(attentionals, dim=1)
-            else:
-                tops, contexts = [], []
-                for token_gates in gates:
-                    top, context, state, w = self._recur(token_gates, state, memory)
-                    tops.append(top)
-                    contexts.append(context)
-                    weights.append(w)
-                context = torch.stack(contexts, dim=1) if self.attention is not None else None
-                attentional = self.readout(torch.stack(tops, dim=1), context)
-            logits = self.logits(attentional)
-        else:
-            use_gold = torch.rand(tgt_in.shape, device=tgt_in.device) < teacher_forcing_ratio
-            use_gold[:, 0] = True
-            step_logits = []
-            previous = tgt_in[:, 0]
-            for t in range(steps):
-                token = torch.where(use_gold[:, t], tgt_in[:, t], previous)
-                attentional, state, w = self.step(self.embed(token), state, memory)
-                step_logits.append(self.logits(attentional))
-                previous = step_logits[-1].detach().argmax(dim=-1)
+        """Logits (batch, tgt_len, vocab) and attention (batch, tgt_len, src_len) for a gold target prefix."""
+        weights = []
+        # unbind, not gates[:, t]: each slice's backward would zero a whole (batch, tgt_len, gates) tensor
+        gates = self.input_gates(tgt_in).unbind(1)  # (batch, gates) per position, all embedded at once
+        if self.attention_type.startswith("luong"):
+            attentionals = []
+            for token_gates in gates:
+                attentional, state, w = self._luong_step(token_gates, state, memory)
+                attentionals.append(attentional)
                 weights.append(w)
-            logits = torch.stack(step_logits, dim=1)
+            attentional = torch.stack(attentionals, dim=1)
+        else:
+            tops, contexts = [], []
+            for token_gates in gates:
+                top, context, state, w = self._recur(token_gates, state, memory)
+                tops.append(top)
+                contexts.append(context)
+                weights.append(w)
+            context = torch.stack(contexts, dim=1) if self.attention is not None else None
+            attentional = self.readout(torch.stack(tops, dim=1), context)
         attention = torch.stack(weights, dim=1) if self.attention is not None else None
-        return logits, attention
+        return self.logits(attentional), attention
