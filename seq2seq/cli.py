@@ -1,4 +1,4 @@
-"""Command line: train, translate, evaluate, download, keys. User mistakes print one line and exit 2."""
+"""Command line: train, translate, evaluate, download, keys, serve, average. User mistakes print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seq2seq", description="RNN encoder-decoder machine translation")
+    parser = argparse.ArgumentParser(prog="seq2seq", description="neural machine translation: RNN and Transformer encoder-decoders")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model from a YAML config")
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--seed", type=int)
     translate.add_argument("--batch-size", type=int)
     translate.add_argument("--attention", metavar="PNG", help="save the attention heatmap of the first sentence")
+    translate.add_argument("--attention-layer", type=int, metavar="N",
+                           help="Transformer: draw decoder layer N's cross-attention (0 = first, -1 = last; "
+                                "default: the config's model.attention_layer)")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     translate.add_argument("--quantize", action="store_true",
                            help="decode with int8 weights on the CPU: faster there, chrF within 0.1 of float on "
@@ -66,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--list", action="store_true", help="list the datasets")
 
     commands.add_parser("keys", help="print every config key with its default and meaning (Markdown)")
+
+    average = commands.add_parser("average", help="average the weights of checkpoints of one run into one model")
+    average.add_argument("checkpoints", nargs="+", help="two or more checkpoints of the same model and vocabulary")
+    average.add_argument("--output", required=True, help="where to write the averaged model, e.g. avg.pt")
 
     serve = commands.add_parser("serve", help="translate over HTTP: a JSON API and a web page (needs .[serve])")
     serve.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs)")
@@ -92,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate,
-                "download": run_download, "keys": run_keys, "serve": run_serve}
+                "download": run_download, "keys": run_keys, "serve": run_serve,
+                "average": run_average}
     try:
         return handlers[args.command](args) or 0
     except UserError as error:
@@ -165,6 +173,8 @@ def run_translate(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
     translator = Translator.from_checkpoint(checkpoint, device=args.device, quantize=args.quantize, **overrides)
     check_decoding(translator.decoding)
+    if args.attention_layer is not None:
+        translator.model.show_attention_of(args.attention_layer)
     results = translator.translate(texts, record_attention=bool(args.attention), progress=len(texts) > 200)
     lines = []
     for nbest in results:
@@ -239,6 +249,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: no {args.split} set in data.{args.split}")
     for name, scores in evaluate_tests(translator, corpora).items():
         print(f"{name}: {scores.summary()}\n  BLEU|{scores.bleu_signature}\n  chrF|{scores.chrf_signature}")
+    return 0
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from seq2seq.averaging import average_checkpoints
+
+    average_checkpoints([Path(p) for p in args.checkpoints], Path(args.output))
+    print(f"averaged {len(args.checkpoints)} checkpoints into {args.output}")
     return 0
 
 

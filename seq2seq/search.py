@@ -23,11 +23,13 @@ class Hypothesis:
     attention: torch.Tensor | None = None  # (len(tokens) + 1, src_len) when recorded
 
 
-def output_limits(src_lengths: torch.Tensor, config: DecodingConfig) -> torch.Tensor:
-    """Steps allowed per sentence, EOS included: min(max_len, ratio * source + extra) + 1."""
+def output_limits(src_lengths: torch.Tensor, config: DecodingConfig, positions: int | None = None) -> torch.Tensor:
+    """Steps allowed per sentence, EOS included: min(max_len, ratio * source + extra) + 1, and never
+    more than the model's target positions (a validated config already stays within them)."""
     source_pieces = (src_lengths - 1).double()  # src_lengths count the source EOS
     relative = (source_pieces * config.max_len_ratio).floor().long() + config.max_len_extra
-    return relative.clamp(min=config.min_len, max=config.max_len) + 1
+    cap = config.max_len if positions is None else min(config.max_len, positions - 1)
+    return relative.clamp(min=min(config.min_len, cap), max=cap) + 1
 
 
 def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
@@ -99,7 +101,7 @@ def sample_or_greedy(
 ) -> list[list[Hypothesis]]:
     batch, device = src.size(0), src.device
     memory, state = model.encode(src, src_lengths)
-    limits = output_limits(src_lengths, config).to(device)
+    limits = output_limits(src_lengths, config, model.max_target_positions).to(device)
     generator = None
     if config.method == "sample":
         generator = torch.Generator(device=device)
@@ -160,7 +162,7 @@ def beam_search(
     memory, state = model.encode(src, src_lengths)
     expand = torch.arange(batch, device=device).repeat_interleave(beam)
     memory, state = memory.select(expand), state.select(expand)
-    limits_all = output_limits(src_lengths, config).to(device)
+    limits_all = output_limits(src_lengths, config, model.max_target_positions).to(device)
     sentences = torch.arange(batch, device=device)  # the original index of each active sentence
     live_scores = torch.full((batch, beam), -math.inf, device=device)
     live_scores[:, 0] = 0.0  # all beams start identical: keep one

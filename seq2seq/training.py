@@ -349,6 +349,7 @@ class Trainer:
         """One update; returns (summed loss, target tokens), or (None, 0) for a skipped non-finite step."""
         t = self.config.training
         self.model.train()
+        batch = batch.with_word_dropout(t.src_word_dropout, t.tgt_word_dropout)
         lr = self.lr.at(self.progress.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -37,14 +38,23 @@ def one_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def seq2seq_log_reaches_caplog() -> None:
+    """A Trainer's setup_logging stops the package logger propagating; each test starts with it propagating."""
+    package_log = logging.getLogger("seq2seq")
+    package_log.propagate = True
+    package_log.setLevel(logging.INFO)
+
+
 @pytest.fixture(scope="session")
 def reversal_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_reversal_task(tmp_path_factory.mktemp("reversal"))
 
 
-def tiny_config(data_dir: Path, run_dir: Path, *overrides: str) -> Config:
-    """configs/tiny.yaml pointed at generated data and a temporary run folder."""
-    return load_config(ROOT / "configs" / "tiny.yaml",
+def tiny_config(data_dir: Path, run_dir: Path, *overrides: str, family: str = "rnn") -> Config:
+    """configs/tiny.yaml (or tiny-transformer.yaml) pointed at generated data and a temporary run folder."""
+    name = "tiny.yaml" if family == "rnn" else "tiny-transformer.yaml"
+    return load_config(ROOT / "configs" / name,
                        [f"run_dir={run_dir}", f"data.cache_dir={run_dir / 'cache'}", *overrides], str(data_dir))
 
 
@@ -58,3 +68,15 @@ def tiny_checkpoint(reversal_data: Path, tmp_path_factory: pytest.TempPathFactor
                          "data.test=[]")
     Trainer(config).train()
     return run_dir / "tiny" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_checkpoint(reversal_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Transformer counterpart of tiny_checkpoint, trained as briefly."""
+    from seq2seq.training import Trainer
+
+    run_dir = tmp_path_factory.mktemp("runs")
+    config = tiny_config(reversal_data, run_dir, "training.max_steps=150", "training.valid_every=150",
+                         "data.test=[]", family="transformer")
+    Trainer(config).train()
+    return run_dir / "tiny-transformer" / "best.pt"

@@ -30,23 +30,26 @@ def test_shards_are_disjoint_and_equal_in_size() -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_on_the_combined_batches(reversal_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_two_processes_match_one_process_on_the_combined_batches(reversal_data: Path, tmp_path: Path,
+                                                                 family: str) -> None:
+    name = "tiny" if family == "rnn" else "tiny-transformer"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "train.py", "--config", "configs/tiny.yaml", "--data-dir", str(reversal_data),
+               "train.py", "--config", f"configs/{name}.yaml", "--data-dir", str(reversal_data),
                "--set", f"run_dir={tmp_path / 'ddp'}"]
     for setting in SETTINGS:
         command += ["--set", setting]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    ddp_run = tmp_path / "ddp" / "tiny"
+    ddp_run = tmp_path / "ddp" / name
     assert sorted(p.name for p in ddp_run.glob("step-*.pt")) == [f"step-{STEPS:08d}.pt"]  # rank 0 alone writes
     distributed = load_checkpoint(ddp_run / f"step-{STEPS:08d}.pt")["model"]
 
-    single_run = tmp_path / "single" / "tiny"
+    single_run = tmp_path / "single" / name
     single_run.mkdir(parents=True)
     for vocab in ("src.spm.model", "tgt.spm.model"):
         shutil.copy(ddp_run / vocab, single_run / vocab)
-    trainer = Trainer(tiny_config(reversal_data, tmp_path / "single", *SETTINGS))
+    trainer = Trainer(tiny_config(reversal_data, tmp_path / "single", *SETTINGS, family=family))
     data, t = trainer.train_data, trainer.config.training
     batches = make_batches(data.src_lengths, data.tgt_lengths, t.batch_size, t.batch_unit, trainer.config.seed, 0)
     for step in range(STEPS):  # rank r takes batch 2 * step + r

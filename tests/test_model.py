@@ -90,12 +90,31 @@ def variant_config(rnn: str, attention: str, variant: str) -> ModelConfig:
     return tiny_config(rnn, attention, **overrides)
 
 
+TRANSFORMER_VARIANTS = {
+    "pre_norm": dict(),
+    "post_norm": dict(norm="post"),
+    "learned_positions": dict(positions="learned"),
+    "tied": dict(tie_embeddings=True),
+    "three_layers_first_heatmap": dict(encoder_layers=3, decoder_layers=3, attention_layer=0),
+}
+
+
+def transformer_config(**overrides) -> ModelConfig:
+    """d_model 8 over 2 heads, feed-forward 12: small and with unequal widths."""
+    shape = dict(type="transformer", d_model=8, heads=2, ff_size=12, encoder_layers=2, decoder_layers=2,
+                 dropout=0.0, attention_dropout=0.0, max_positions=32)
+    shape.update(overrides)
+    return ModelConfig(**shape)
+
+
 def every_config() -> list:
-    """Every rnn x attention, plain and with each variant."""
+    """Every rnn x attention, plain and with each variant, and each Transformer variant."""
     params = [pytest.param(tiny_config(r, a), id=f"{r}-{a}") for r, a in ALL_TYPES]
     for variant in VARIANTS:
         for r, a in ALL_TYPES:
             params.append(pytest.param(variant_config(r, a, variant), id=f"{r}-{a}-{variant}"))
+    for variant, overrides in TRANSFORMER_VARIANTS.items():
+        params.append(pytest.param(transformer_config(**overrides), id=f"transformer-{variant}"))
     return params
 
 
@@ -125,15 +144,17 @@ def test_forward_shapes_and_finite_gradients_for_every_parameter(config: ModelCo
     logits, attention = model(SRC, SRC_LEN, TGT_IN)
     assert logits.shape == (len(SRC_LENGTHS), max(TGT_LENGTHS), TGT_VOCAB)
     assert torch.isfinite(logits).all()
-    if config.attention == "none":
+    if config.type == "rnn" and config.attention == "none":
         assert attention is None
+    elif config.type == "transformer":
+        assert attention is None  # its heatmap weights are an extra product, computed in eval mode only
     else:
         assert attention.shape == (len(SRC_LENGTHS), max(TGT_LENGTHS), max(SRC_LENGTHS))
     loss = masked_loss(logits, TGT_OUT)
     assert torch.isfinite(loss)
     loss.backward()
     for name, parameter in model.named_parameters():
-        if config.attention == "none" and "layer_norm" in name:
+        if config.type == "rnn" and config.attention == "none" and "layer_norm" in name:
             continue  # without attention the encoder states (which LayerNorm normalises) are unused
         assert parameter.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(parameter.grad).all(), f"{name} has a non-finite gradient"
@@ -176,7 +197,8 @@ def test_luong_dot_needs_decoder_hidden_equal_to_encoder_output() -> None:
 # --- attention -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [p for p in every_config() if p.values[0].attention != "none"])
+@pytest.mark.parametrize("config", [p for p in every_config()
+                                    if p.values[0].type == "transformer" or p.values[0].attention != "none"])
 def test_attention_is_zero_on_padding_and_rows_sum_to_one(config: ModelConfig) -> None:
     model = make_model(config).eval()
     _, attention = model(SRC, SRC_LEN, TGT_IN)

@@ -27,9 +27,11 @@ SAMPLE = DecodingConfig(method="sample", seed=3)
 
 
 
-@pytest.fixture(scope="module")
-def translator(tiny_checkpoint: Path) -> Translator:
-    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def translator(request: pytest.FixtureRequest) -> Translator:
+    """Every search property holds for both model families."""
+    checkpoint = request.getfixturevalue("tiny_checkpoint" if request.param == "rnn" else "tiny_transformer_checkpoint")
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
     translator.model.eval()
     return translator
 
@@ -320,13 +322,25 @@ def test_length_penalty_favours_longer_outputs(model, sources) -> None:
 # --- other architectures: LSTM cells and Luong input feeding must survive beam reordering ---------
 
 
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong_dot", "luong_general", "none"])
-def test_search_on_random_models_of_every_architecture(rnn: str, attention: str) -> None:
+def architectures() -> list:
+    params = []
+    for rnn in ("gru", "lstm"):
+        for attention in ("bahdanau", "luong_dot", "luong_general", "none"):
+            hidden = 12 if attention == "luong_dot" else 10
+            config = ModelConfig(rnn=rnn, attention=attention, emb_size=8, encoder_hidden=6, decoder_hidden=hidden,
+                                 decoder_layers=2, dropout=0.0)
+            params.append(pytest.param(config, id=f"{rnn}-{attention}"))
+    for norm in ("pre", "post"):
+        config = ModelConfig(type="transformer", d_model=8, heads=2, ff_size=12, encoder_layers=2, decoder_layers=2,
+                             dropout=0.0, attention_dropout=0.0, norm=norm, max_positions=32)
+        params.append(pytest.param(config, id=f"transformer-{norm}-norm"))
+    return params
+
+
+@pytest.mark.parametrize("config", architectures())
+def test_search_on_random_models_of_every_architecture(config: ModelConfig) -> None:
     """An untrained model: hypotheses must still be the model's own scores, whatever the batch."""
-    hidden = 12 if attention == "luong_dot" else 10
-    config = ModelConfig(rnn=rnn, attention=attention, emb_size=8, encoder_hidden=6, decoder_hidden=hidden,
-                         decoder_layers=2, dropout=0.0)
+    attention = "bahdanau" if config.type == "transformer" else config.attention
     torch.manual_seed(0)
     model = build_model(config, 15, 11).eval()
     rng = random.Random(1)

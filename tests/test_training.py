@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, tiny_config
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.config import TrainingConfig
+from seq2seq.config import Config, TrainingConfig
 from seq2seq.data.batching import make_batches
 from seq2seq.errors import UserError
 from seq2seq.loss import sequence_loss
@@ -83,13 +83,14 @@ def test_learning_rate_schedules() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", [
-    ("model.rnn=gru", "model.attention=bahdanau"),
-    ("model.rnn=lstm", "model.attention=luong_general"),
-], ids=["gru-bahdanau", "lstm-luong"])
-def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, overrides: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(("family", "overrides"), [
+    ("rnn", ("model.rnn=gru", "model.attention=bahdanau")),
+    ("rnn", ("model.rnn=lstm", "model.attention=luong_general")),
+    ("transformer", ()),
+], ids=["gru-bahdanau", "lstm-luong", "transformer"])
+def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, family: str, overrides: tuple[str, ...]) -> None:
     """Greedy and beam search both reach BLEU >= 90 on held-out reversal sentences."""
-    config = tiny_config(reversal_data, tmp_path, *overrides)
+    config = tiny_config(reversal_data, tmp_path, *overrides, family=family)
     trainer = Trainer(config)
     trainer.train()
     translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
@@ -99,19 +100,20 @@ def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, overrides: tu
         assert scores.bleu >= 90, f"{method}: {scores.summary()}"
 
 
-def short_run(data: Path, run_dir: Path, steps: int, *extra: str) -> Trainer:
-    config = tiny_config(data, run_dir, f"training.max_steps={steps}", "training.valid_every=10",
-                         "training.valid_limit=5", "model.dropout=0.3", "training.scheduled_sampling=linear",
-                         "training.sampling_decay=40", "data.test=[]", "training.batch_size=16", "training.log_every=5", *extra)
-    return config
+def short_run(data: Path, run_dir: Path, steps: int, *extra: str, family: str = "rnn") -> Config:
+    return tiny_config(data, run_dir, f"training.max_steps={steps}", "training.valid_every=10",
+                       "training.valid_limit=5", "model.dropout=0.3", "training.scheduled_sampling=linear",
+                       "training.sampling_decay=40", "data.test=[]", "training.batch_size=16", "training.log_every=5",
+                       "training.src_word_dropout=0.1", "training.tgt_word_dropout=0.1", *extra, family=family)
 
 
-def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path) -> None:
-    """Dropout, scheduled sampling and shuffling all draw randomness: resume must restore it all."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "a", 30))
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path, family: str) -> None:
+    """Dropout, word dropout, scheduled sampling and shuffling all draw randomness: resume must restore it all."""
+    straight = Trainer(short_run(reversal_data, tmp_path / "a", 30, family=family))
     straight.train()
-    Trainer(short_run(reversal_data, tmp_path / "b", 20)).train()
-    resumed = Trainer(short_run(reversal_data, tmp_path / "b", 30), resume=True)
+    Trainer(short_run(reversal_data, tmp_path / "b", 20, family=family)).train()
+    resumed = Trainer(short_run(reversal_data, tmp_path / "b", 30, family=family), resume=True)
     assert resumed.progress.step == 20
     resumed.train()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -171,29 +173,31 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(reversal_data: Path, tmp
     assert list((tmp_path / "tiny").glob("step-*.pt"))
 
 
-def train_command(data: Path, run_dir: Path, resume: bool) -> list[str]:
-    command = [sys.executable, "train.py", "--config", "configs/tiny.yaml", "--data-dir", str(data),
+def train_command(data: Path, run_dir: Path, resume: bool, config: str = "tiny") -> list[str]:
+    command = [sys.executable, "train.py", "--config", f"configs/{config}.yaml", "--data-dir", str(data),
                "--set", f"run_dir={run_dir}"]
     for key_value in ("training.max_steps=60", "training.valid_every=5", "training.valid_limit=5",
                       "model.dropout=0.3", "training.scheduled_sampling=linear", "training.sampling_decay=40",
                       "data.test=[]", "training.batch_size=16", "training.log_every=5", "training.keep_last=2",
-                      "training.threads=1"):
+                      "training.src_word_dropout=0.1", "training.tgt_word_dropout=0.1", "training.threads=1"):
         command += ["--set", key_value]
     return command + (["--resume"] if resume else [])
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reversal_data: Path,
-                                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reversal_data: Path, tmp_path: Path,
+                                                                            family: str) -> None:
     """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "straight", 60, "training.keep_last=2"))
+    straight = Trainer(short_run(reversal_data, tmp_path / "straight", 60, "training.keep_last=2", family=family))
     straight.train()
-    run_path = tmp_path / "killed" / "tiny"
+    name = "tiny" if family == "rnn" else "tiny-transformer"
+    run_path = tmp_path / "killed" / name
     rng = random.Random(0)
     kills = 0
     for attempt in range(6):
         resume = bool(list(run_path.glob("step-*.pt")))
-        process = subprocess.Popen(train_command(reversal_data, tmp_path / "killed", resume), cwd=ROOT,
+        process = subprocess.Popen(train_command(reversal_data, tmp_path / "killed", resume, name), cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if attempt == 0:  # aim at a checkpoint being written
             deadline = time.monotonic() + 60
@@ -208,7 +212,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
         for leftover in run_path.glob("step-*.pt"):
             load_checkpoint(leftover)  # every checkpoint on disk stays loadable
     finish = subprocess.run(train_command(reversal_data, tmp_path / "killed",
-                                          bool(list(run_path.glob("step-*.pt")))),
+                                          bool(list(run_path.glob("step-*.pt"))), name),
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finish.returncode == 0, finish.stderr
     assert kills >= 3

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 
 
 def _utf8_rows(sentences: list[str]) -> tuple[bytes, np.ndarray]:
@@ -191,6 +191,21 @@ class Batch:
     @property
     def target_tokens(self) -> int:
         return int((self.tgt_out != PAD_ID).sum())
+
+    def with_word_dropout(self, src_rate: float, tgt_rate: float) -> Batch:
+        """Whole tokens replaced by <unk> at random (Sennrich & Zhang 2019), for training only.
+
+        Padding, BOS and EOS stay, and `tgt_out` stays gold: the model learns to predict the
+        right word from a context with holes in it.
+        """
+        def drop(tokens: torch.Tensor, rate: float) -> torch.Tensor:
+            if rate == 0:
+                return tokens
+            words = (tokens != PAD_ID) & (tokens != BOS_ID) & (tokens != EOS_ID)
+            holes = words & (torch.rand(tokens.shape, device=tokens.device) < rate)
+            return tokens.masked_fill(holes, UNK_ID)
+
+        return Batch(drop(self.src, src_rate), self.src_lengths, drop(self.tgt_in, tgt_rate), self.tgt_out)
 
     def to(self, device: torch.device) -> Batch:
         return Batch(

@@ -12,6 +12,8 @@ from typing import Protocol, TypeVar
 import torch
 from torch import nn
 
+from seq2seq.errors import UserError
+
 Reorderable = TypeVar("Reorderable", bound="Selectable")
 
 
@@ -25,9 +27,15 @@ StepOutput = tuple[torch.Tensor, Selectable, "torch.Tensor | None"]
 
 
 class EncoderDecoder(nn.Module):
+    max_target_positions: int | None = None  # the longest target (BOS included) a family can read; None = any
+
     def output_layer(self) -> nn.Linear:
         """The projection to target-vocabulary logits."""
         raise NotImplementedError
+
+    def show_attention_of(self, layer: int) -> None:
+        """Choose the decoder layer whose cross-attention `step` reports (families with several)."""
+        raise UserError("--attention-layer: this model has a single attention; the option is for Transformers")
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Selectable, Selectable]:
         """Memory (what the decoder attends to) and the first decoder state for a padded batch."""

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2seq.config import ModelConfig
+from seq2seq.errors import UserError
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.vocab import PAD_ID
 
@@ -204,10 +205,18 @@ class Transformer(EncoderDecoder):
         if config.tie_embeddings:
             self.output.weight = self.tgt_embedder.tokens.weight
         self.attention_layer = config.attention_layer % config.decoder_layers
+        self.max_target_positions = config.max_positions
         self.layerdrop = config.decoder_layerdrop
 
     def output_layer(self) -> nn.Linear:
         return self.output
+
+    def show_attention_of(self, layer: int) -> None:
+        layers = len(self.decoder_layers)
+        if not -layers <= layer < layers:
+            raise UserError(f"--attention-layer: the decoder has {layers} layers (0..{layers - 1}, or -1 for the last),"
+                            f" got {layer}")
+        self.attention_layer = layer % layers
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[TransformerMemory, TransformerState]:
         real = src != PAD_ID
