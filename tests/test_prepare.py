@@ -84,9 +84,9 @@ def test_a_second_run_reuses_vocabularies_and_corpus(
 
 def test_changed_data_or_settings_make_a_new_cache_entry(data_dir: Path, tmp_path: Path) -> None:
     base, _ = prepared(make_config(data_dir, tmp_path / "a"))
-    limited, data = prepared(make_config(data_dir, tmp_path / "b", "data.max_tgt_pieces=12"))
+    limited, data = prepared(make_config(data_dir, tmp_path / "b", "data.max_tgt_pieces=6"))
     assert limited != base and data.report.dropped.get("too many pieces", 0) > 0
-    assert max(np.diff(data.corpus.tgt_offsets)) <= 12
+    assert max(np.diff(data.corpus.tgt_offsets)) <= 6
     with (data_dir / "train.src").open("a") as src, (data_dir / "train.tgt").open("a") as tgt:
         src.write("alpha bravo\n")
         tgt.write("bravo alpha\n")

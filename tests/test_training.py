@@ -173,10 +173,13 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(reversal_data: Path, tmp
     assert list((tmp_path / "tiny").glob("step-*.pt"))
 
 
+KILL_STEPS = 400  # long enough that random kills 1.5-6 s after the start land inside training
+
+
 def train_command(data: Path, run_dir: Path, resume: bool, config: str = "tiny") -> list[str]:
     command = [sys.executable, "train.py", "--config", f"configs/{config}.yaml", "--data-dir", str(data),
                "--set", f"run_dir={run_dir}"]
-    for key_value in ("training.max_steps=60", "training.valid_every=5", "training.valid_limit=5",
+    for key_value in (f"training.max_steps={KILL_STEPS}", "training.valid_every=5", "training.valid_limit=5",
                       "model.dropout=0.3", "training.scheduled_sampling=linear", "training.sampling_decay=40",
                       "data.test=[]", "training.batch_size=16", "training.log_every=5", "training.keep_last=2",
                       "training.src_word_dropout=0.1", "training.tgt_word_dropout=0.1", "training.threads=1"):
@@ -189,7 +192,8 @@ def train_command(data: Path, run_dir: Path, resume: bool, config: str = "tiny")
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reversal_data: Path, tmp_path: Path,
                                                                             family: str) -> None:
     """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "straight", 60, "training.keep_last=2", family=family))
+    straight = Trainer(short_run(reversal_data, tmp_path / "straight", KILL_STEPS, "training.keep_last=2",
+                                 family=family))
     straight.train()
     name = "tiny" if family == "rnn" else "tiny-transformer"
     run_path = tmp_path / "killed" / name
@@ -216,7 +220,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finish.returncode == 0, finish.stderr
     assert kills >= 3
-    final = load_checkpoint(run_path / "step-00000060.pt")["model"]
+    final = load_checkpoint(run_path / f"step-{KILL_STEPS:08d}.pt")["model"]
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(weight, final[name]), name
 
