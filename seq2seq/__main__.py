@@ -1,4 +1,4 @@
-"""python -m seq2seq {train,translate,evaluate,download,keys,serve,average}."""
+"""python -m seq2seq {train,translate,evaluate,download,keys,serve,average,export}."""
 
 import sys
 

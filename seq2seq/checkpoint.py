@@ -1,4 +1,8 @@
-"""Checkpoints: one self-contained file of plain data, written atomically, loaded without pickle code."""
+"""Checkpoints: one self-contained file of plain data, written atomically, loaded without pickle code.
+
+This module owns the format both ways: `model_payload` assembles what training saves and
+`read_model` rebuilds the config, the network and both vocabularies from it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,12 @@ from typing import Any
 import torch
 
 from seq2seq import __version__
+from seq2seq.config import Config, config_from_dict, config_to_dict
 from seq2seq.errors import UserError
 from seq2seq.files import atomic_write
+from seq2seq.model.build import build_model
+from seq2seq.model.interface import EncoderDecoder
+from seq2seq.vocab import Vocab
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "package_version", "config", "src_vocab", "tgt_vocab", "model")
@@ -19,6 +27,34 @@ REQUIRED_KEYS = ("format_version", "package_version", "config", "src_vocab", "tg
 # naming a global it does not allow: "Unsupported global: GLOBAL os.system was not an allowed global by default"
 # or "Trying to load unsupported GLOBAL posix.system whose module posix is blocked".
 DISALLOWED_GLOBAL = re.compile(r"\bGLOBAL (\S+) (?:was not an allowed global by default|whose module \S+ is blocked)")
+
+
+def model_payload(config: Config, src_vocab: Vocab, tgt_vocab: Vocab, model: EncoderDecoder,
+                  training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a checkpoint holds: the config, both SentencePiece models, the weights, and (for resuming) the
+    training state."""
+    payload = {"config": config_to_dict(config), "src_vocab": src_vocab.model_proto,
+               "tgt_vocab": tgt_vocab.model_proto, "model": model.state_dict()}
+    if training is not None:
+        payload["training"] = training
+    return payload
+
+
+def read_model(path: str | Path) -> tuple[Config, EncoderDecoder, Vocab, Vocab]:
+    """The config, the network (on the CPU) and both vocabularies of a checkpoint file."""
+    payload = load_checkpoint(Path(path))
+    config = config_from_dict(payload["config"], source=f"{path} (stored config)")
+    try:
+        src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
+    try:
+        model.load_state_dict(payload["model"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise UserError(f"{path}: weights do not match the stored model config ({first})") from None
+    return config, model, src_vocab, tgt_vocab
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -1,4 +1,7 @@
-"""Command line: train, translate, evaluate, download, keys, serve, average. User mistakes print one line and exit 2."""
+"""Command line: train, translate, evaluate, download, keys, serve, average, export.
+
+User mistakes print one line and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     translate = commands.add_parser("translate", help="translate sentences with a trained model")
     translate.add_argument("text", nargs="*", help="sentences to translate; '-' reads stdin, one per line")
-    translate.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs)")
+    translate.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs); "
+                                                 "with --engine ctranslate2, the export folder")
+    translate.add_argument("--engine", choices=["pytorch", "ctranslate2"], default="pytorch",
+                           help="pytorch (default) or ctranslate2: a folder made by python -m seq2seq export")
     translate.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
     translate.add_argument("--input", help="file to translate, one sentence per line")
     translate.add_argument("--output", help="write translations here instead of stdout")
@@ -70,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("keys", help="print every config key with its default and meaning (Markdown)")
 
+    export = commands.add_parser("export", help="convert a Transformer checkpoint for another inference engine")
+    export.add_argument("checkpoint", help="a Transformer checkpoint, e.g. runs/en-hi-transformer/best.pt")
+    export.add_argument("--format", choices=["ctranslate2"], required=True)
+    export.add_argument("--output", required=True, help="new folder for the exported model")
+    export.add_argument("--quantization", default="float32", choices=["float32", "int8", "float16"],
+                        help="weight type of the export (default float32)")
+
     average = commands.add_parser("average", help="average the weights of checkpoints of one run into one model")
     average.add_argument("checkpoints", nargs="+", help="two or more checkpoints of the same model and vocabulary")
     average.add_argument("--output", required=True, help="where to write the averaged model, e.g. avg.pt")
@@ -100,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate,
                 "download": run_download, "keys": run_keys, "serve": run_serve,
-                "average": run_average}
+                "average": run_average, "export": run_export}
     try:
         return handlers[args.command](args) or 0
     except UserError as error:
@@ -170,8 +183,18 @@ def run_translate(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in options.items() if value is not None}
     if "beam_size" in overrides or ("n_best" in overrides and overrides["n_best"] > 1):
         overrides.setdefault("method", "beam")
-    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
-    translator = Translator.from_checkpoint(checkpoint, device=args.device, quantize=args.quantize, **overrides)
+    if args.engine == "ctranslate2":
+        from seq2seq.ctranslate2_engine import CTranslate2Translator
+
+        if not args.checkpoint:
+            raise UserError("--engine ctranslate2 needs --checkpoint: the folder python -m seq2seq export wrote")
+        if args.quantize or args.attention_layer is not None:
+            raise UserError("--quantize and --attention-layer are for the pytorch engine; "
+                            "choose the weight type when exporting (--quantization int8)")
+        translator = CTranslate2Translator.from_directory(args.checkpoint, args.device, **overrides)
+    else:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
+        translator = Translator.from_checkpoint(checkpoint, device=args.device, quantize=args.quantize, **overrides)
     check_decoding(translator.decoding)
     if args.attention_layer is not None:
         translator.model.show_attention_of(args.attention_layer)
@@ -194,7 +217,7 @@ def run_translate(args: argparse.Namespace) -> int:
         if len(references) != len(texts):
             raise UserError(f"{args.reference} has {len(references)} lines for {len(texts)} inputs")
         scores = score([nbest[0].text for nbest in results], references)
-        print(f"{scores.summary()}\n  BLEU|{scores.bleu_signature}\n  chrF|{scores.chrf_signature}", file=sys.stderr)
+        print(scores.report(), file=sys.stderr)
     return 0
 
 
@@ -248,7 +271,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not corpora:
         raise UserError(f"{args.config}: no {args.split} set in data.{args.split}")
     for name, scores in evaluate_tests(translator, corpora).items():
-        print(f"{name}: {scores.summary()}\n  BLEU|{scores.bleu_signature}\n  chrF|{scores.chrf_signature}")
+        print(f"{name}: {scores.report()}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from seq2seq.export import export_ctranslate2
+
+    export_ctranslate2(Path(args.checkpoint), Path(args.output), args.quantization)
+    print(f"exported {args.checkpoint} to {args.output} (CTranslate2, {args.quantization})")
     return 0
 
 

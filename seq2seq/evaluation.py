@@ -18,6 +18,10 @@ class Scores:
     def summary(self) -> str:
         return f"BLEU {self.bleu:.2f}  chrF {self.chrf:.2f}  length ratio {self.length_ratio:.3f}"
 
+    def report(self) -> str:
+        """The summary with sacrebleu's signatures, which say exactly how the scores were computed."""
+        return f"{self.summary()}\n  BLEU|{self.bleu_signature}\n  chrF|{self.chrf_signature}"
+
 
 def score(hypotheses: list[str], references: list[str]) -> Scores:
     if len(hypotheses) != len(references):

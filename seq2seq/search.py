@@ -66,13 +66,21 @@ def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> tor
     return log_probs.masked_fill_(banned.bool(), -math.inf)
 
 
+def uses_beam(config: DecodingConfig) -> bool:
+    """A beam of one is greedy search; the length penalty could only make it wander."""
+    return config.method == "beam" and config.beam_size > 1
+
+
+def hypotheses_per_sentence(config: DecodingConfig) -> int:
+    return config.n_best if uses_beam(config) else 1
+
+
 def search(
     model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool = False
 ) -> list[list[Hypothesis]]:
-    """The n-best hypotheses per sentence (n = 1 unless beam search with n_best > 1)."""
+    """hypotheses_per_sentence(config) hypotheses per sentence, best first."""
     with torch.inference_mode():
-        # a beam of one is greedy search; the length penalty could only make it wander
-        if config.method == "beam" and config.beam_size > 1:
+        if uses_beam(config):
             return beam_search(model, src, src_lengths, config, record_attention)
         return sample_or_greedy(model, src, src_lengths, config, record_attention)
 

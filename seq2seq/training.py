@@ -17,9 +17,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.checkpoint import load_checkpoint, model_payload, save_checkpoint
 from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
-from seq2seq.data.batching import Batch, EncodedCorpus, collate, make_batches
+from seq2seq.data.batching import Batch, make_batches
 from seq2seq.data.catalogue import ensure_files
 from seq2seq.data.corpus import Corpus, check_files_exist, data_files, load_eval_sets
 from seq2seq.data.prepare import open_training_data, prepare_training_data
@@ -29,8 +29,8 @@ from seq2seq.evaluation import Scores, score
 from seq2seq.files import atomic_write
 from seq2seq.loss import sequence_loss
 from seq2seq.model.build import build_model, count_parameters
-from seq2seq.plots import attention_figure
 from seq2seq.translator import Translator, select_device
+from seq2seq.validation import Validator, improves
 
 log = logging.getLogger("seq2seq")
 
@@ -69,7 +69,7 @@ class LearningRate:
     def observe(self, value: float, higher_is_better: bool) -> None:
         if self.config.schedule != "plateau":
             return
-        if self.best is None or (value > self.best if higher_is_better else value < self.best):
+        if improves(value, self.best, higher_is_better):
             self.best, self.bad_validations = value, 0
             return
         self.bad_validations += 1
@@ -100,6 +100,18 @@ class Progress:
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """Why training ended. An interrupted run (a signal) skips the final validation and test decoding:
+    it is meant to be resumed."""
+
+    message: str
+    interrupted: bool = False
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StopRequest:
@@ -183,7 +195,7 @@ class Trainer:
         self.world = init_world(self.device.type)
         if self.world.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
-        self.started: float | None = time.monotonic()
+        self.startup_began: float | None = time.monotonic()  # cleared once the first update has been timed
         if self.world.is_main:
             ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
         self.world.barrier()
@@ -221,6 +233,9 @@ class Trainer:
         self.network = DistributedDataParallel(self.model) if self.world.active else self.model
         self.writer = SummaryWriter(str(self.run_path)) if self.world.is_main else None
         self.translator = Translator(self.model, self.src_vocab, self.tgt_vocab, config.decoding, self.device)
+        dev = self.eval_sets.dev
+        self.validator = None if dev is None or not self.world.is_main else Validator(
+            self.translator, dev, t.valid_limit, t.batch_size, t.batch_unit, t.samples, self.writer)
 
     def _seed(self, seed: int) -> None:
         random.seed(seed)
@@ -241,23 +256,18 @@ class Trainer:
         log.info("resumed from %s at step %d (epoch %d)", path, self.progress.step, self.progress.epoch + 1)
 
     def _payload(self) -> dict:
-        return {
-            "config": config_to_dict(self.config),
-            "src_vocab": self.src_vocab.model_proto,
-            "tgt_vocab": self.tgt_vocab.model_proto,
-            "model": self.model.state_dict(),
-            "training": {
-                "optimizer": self.optimizer.state_dict(),
-                "lr": self.lr.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "progress": self.progress.state_dict(),
-                "rng": {
-                    "python": random.getstate(),
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                },
+        training = {
+            "optimizer": self.optimizer.state_dict(),
+            "lr": self.lr.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "progress": self.progress.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
         }
+        return model_payload(self.config, self.src_vocab, self.tgt_vocab, self.model, training)
 
     def save(self) -> Path:
         """A periodic checkpoint (written by the main process); only the newest keep_last are kept."""
@@ -269,7 +279,7 @@ class Trainer:
             old.unlink(missing_ok=True)
         return path
 
-    def train(self) -> str:
+    def train(self) -> StopReason:
         """Train until a limit, early stopping or a signal; returns why it stopped."""
         t = self.config.training
         budget = parse_duration(t.max_time)
@@ -288,9 +298,9 @@ class Trainer:
                     batch = self.training_data.collate(batches[batch_index], self.progress.epoch,
                                                        batch_index).to(self.device)
                     loss, tokens = self._train_step(batch)
-                    if self.started is not None:  # start-up cost, which the data cache exists to keep small
-                        log.info("first update %.1f s after the trainer started", time.monotonic() - self.started)
-                        self.started = None
+                    if self.startup_began is not None:  # start-up cost, which the data cache exists to keep small
+                        log.info("first update %.1f s after the trainer started", time.monotonic() - self.startup_began)
+                        self.startup_began = None
                     self.progress.batch_in_epoch = batch_index + 1
                     self.progress.elapsed = time.monotonic() - start
                     if loss is not None:
@@ -309,13 +319,14 @@ class Trainer:
                         window_start = time.monotonic()
                     if loss is not None and self.progress.step % t.valid_every == 0 and self.world.is_main:
                         if self._validate_and_save():
-                            stop_reason = f"early stopping: no improvement in {t.early_stopping_patience} validations"
+                            stop_reason = StopReason(
+                                f"early stopping: no improvement in {t.early_stopping_patience} validations")
                         window_start = time.monotonic()
                     stop_reason = stop_reason or self._limit_reached(budget)
                     if stop.signal_name and stop_reason is None:
-                        stop_reason = f"stopped by {stop.signal_name}"
+                        stop_reason = StopReason(f"stopped by {stop.signal_name}", interrupted=True)
                     if self.world.any(stop_reason is not None):  # every process stops at the same step
-                        stop_reason = stop_reason or "stopped with the main process"
+                        stop_reason = stop_reason or StopReason("stopped with the main process")
                         break
                 else:
                     self.progress.epoch += 1
@@ -323,26 +334,26 @@ class Trainer:
                     stop_reason = self._limit_reached(budget)
         bar.close()
         validated_now = bool(self.progress.history) and self.progress.history[-1]["step"] == self.progress.step
-        if not validated_now and not stop_reason.startswith("stopped by") and self.world.is_main:
+        if not validated_now and not stop_reason.interrupted and self.world.is_main:
             self._validate_and_save()
         path = self.save()
         self.world.barrier()
         log.info("%s after %d steps, %.0f s; checkpoint %s", stop_reason, self.progress.step,
                  self.progress.elapsed, path)
-        if stop_reason.startswith("stopped by"):
+        if stop_reason.interrupted:
             log.info("resume with: python train.py --config %s --resume", self.run_path / "config.yaml")
         if self.writer is not None:
             self.writer.close()
         return stop_reason
 
-    def _limit_reached(self, budget: float) -> str | None:
+    def _limit_reached(self, budget: float) -> StopReason | None:
         t = self.config.training
         if t.max_steps and self.progress.step >= t.max_steps:
-            return f"reached max_steps={t.max_steps}"
+            return StopReason(f"reached max_steps={t.max_steps}")
         if t.max_epochs and self.progress.epoch >= t.max_epochs:
-            return f"reached max_epochs={t.max_epochs}"
+            return StopReason(f"reached max_epochs={t.max_epochs}")
         if budget and self.progress.elapsed >= budget:
-            return f"reached max_time={t.max_time}"
+            return StopReason(f"reached max_time={t.max_time}")
         return None
 
     def _train_step(self, batch: Batch) -> tuple[float | None, int]:
@@ -404,70 +415,34 @@ class Trainer:
             w.add_scalar("train/teacher_forcing_ratio", self._ratio, step)
 
     def _validate_and_save(self) -> bool:
-        """Validate, keep best.pt and the periodic checkpoints; True when early stopping triggers."""
+        """Validate, keep best.pt and the periodic checkpoints; True when early stopping triggers.
+
+        Without a dev set there is nothing to choose by, so best.pt is simply the newest weights:
+        translate.py's default lookup (the newest runs/*/best.pt) then finds every run's model.
+        """
         t = self.config.training
-        if self.eval_sets.dev is None:
-            self.save()
+        if self.validator is None:
+            path = self.save()
+            if self.world.is_main:
+                save_checkpoint(self.run_path / "best.pt", self._payload())
             return False
-        dev_loss, scores = self.validate()
-        value = {"bleu": scores.bleu, "chrf": scores.chrf, "loss": dev_loss}[t.valid_metric]
+        result = self.validator(self.progress.step)
+        value = result.metric(t.valid_metric)
         higher = t.valid_metric != "loss"
         self.lr.observe(value, higher)
-        improved = self.progress.best_score is None or (
-            value > self.progress.best_score if higher else value < self.progress.best_score)
+        improved = improves(value, self.progress.best_score, higher)
         if improved:
             self.progress.best_score, self.progress.bad_validations = value, 0
         else:
             self.progress.bad_validations += 1
-        self.progress.history.append({"step": self.progress.step, "dev_loss": dev_loss, "bleu": scores.bleu,
-                                      "chrf": scores.chrf})
+        self.progress.history.append({"step": self.progress.step, "dev_loss": result.loss,
+                                      "bleu": result.scores.bleu, "chrf": result.scores.chrf})
         path = self.save()
         if improved:
             save_checkpoint(self.run_path / "best.pt", self._payload())
-        log.info("step %d: dev loss %.3f  ppl %.2f  %s%s  -> %s", self.progress.step, dev_loss,
-                 math.exp(min(dev_loss, 50.0)), scores.summary(), "  (best)" if improved else "", path.name)
+        log.info("step %d: dev loss %.3f  ppl %.2f  %s%s  -> %s", self.progress.step, result.loss,
+                 math.exp(min(result.loss, 50.0)), result.scores.summary(), "  (best)" if improved else "", path.name)
         return bool(t.early_stopping_patience) and self.progress.bad_validations >= t.early_stopping_patience
-
-    def validate(self) -> tuple[float, Scores]:
-        dev = self.eval_sets.dev
-        limit = self.config.training.valid_limit or len(dev)
-        sources, references = dev.src[:limit], dev.tgt[:limit]
-        dev_loss = self.dev_loss(sources, references)
-        translations = self.translator.translate(sources, record_attention=False, progress=True)
-        hypotheses = [nbest[0].text for nbest in translations]
-        scores = score(hypotheses, references)
-        step, w = self.progress.step, self.writer
-        w.add_scalar("dev/loss", dev_loss, step)
-        w.add_scalar("dev/perplexity", math.exp(min(dev_loss, 50.0)), step)
-        w.add_scalar("dev/bleu", scores.bleu, step)
-        w.add_scalar("dev/chrf", scores.chrf, step)
-        w.add_scalar("dev/length_ratio", scores.length_ratio, step)
-        samples = []
-        for i in range(min(self.config.training.samples, len(sources))):
-            samples.append(f"source: {sources[i]}  \nreference: {references[i]}  \nhypothesis: {hypotheses[i]}")
-            log.info("  source:     %s\n  reference:  %s\n  hypothesis: %s", sources[i], references[i], hypotheses[i])
-        if samples:
-            w.add_text("dev/samples", "\n\n".join(samples), step)
-            shown = self.translator.translate(sources[:1], record_attention=True)[0][0]
-            if shown.attention is not None:
-                w.add_figure("dev/attention", attention_figure(shown), step)
-        w.flush()
-        return dev_loss, scores
-
-    def dev_loss(self, sources: list[str], references: list[str]) -> float:
-        """Per-token NLL of the references under teacher forcing."""
-        self.model.eval()
-        encoded = EncodedCorpus.from_lists(self.src_vocab.encode(sources), self.tgt_vocab.encode(references))
-        batches = make_batches(encoded.src_lengths, encoded.tgt_lengths, self.config.training.batch_size,
-                               self.config.training.batch_unit, seed=0, epoch=0)
-        total = tokens = 0.0
-        with torch.inference_mode():
-            for indices in batches:
-                batch = collate(encoded, indices).to(self.device)
-                logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-                total += float(sequence_loss(logits, batch.tgt_out, 0.0)[1])
-                tokens += batch.target_tokens
-        return total / max(tokens, 1)
 
 
 def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool = True) -> dict[str, Scores]:
@@ -483,10 +458,12 @@ def train(config: Config, resume: bool = False) -> Trainer:
     trainer = Trainer(config, resume)
     stop_reason = trainer.train()
     best = trainer.run_path / "best.pt"
-    if trainer.eval_sets.tests and best.is_file() and not stop_reason.startswith("stopped by"):
+    decode_tests = trainer.eval_sets.tests and best.is_file() and not stop_reason.interrupted
+    if decode_tests and trainer.world.is_main:  # the other processes wait rather than decode the same sets
         translator = Translator.from_checkpoint(best, device=str(trainer.device))
         for name, scores in evaluate_tests(translator, trainer.eval_sets.tests).items():
             log.info("test %s: %s", name, scores.summary())
+    trainer.world.barrier()
     log.info("TensorBoard: tensorboard --logdir %s", trainer.config.run_dir)
     return trainer
 

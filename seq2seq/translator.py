@@ -10,15 +10,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import load_checkpoint
-from seq2seq.config import Config, DecodingConfig, config_from_dict
+from seq2seq.checkpoint import read_model
+from seq2seq.config import DecodingConfig
 from seq2seq.data.batching import pad_sources
 from seq2seq.data.corpus import normalize_line
 from seq2seq.errors import UserError
-from seq2seq.model.build import build_model
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.quantization import quantize_model, quantized_device
-from seq2seq.search import search
+from seq2seq.search import Hypothesis, hypotheses_per_sentence, search
 from seq2seq.vocab import Vocab
 
 
@@ -70,9 +69,7 @@ class Translator:
     ) -> Translator:
         """quantize=True decodes with int8 Linear layers on the CPU (see seq2seq.quantization)."""
         target = quantized_device(device) if quantize else select_device(device)  # fail before the load
-        payload = load_checkpoint(Path(path))
-        config = config_from_dict(payload["config"], source=f"{path} (stored config)")
-        model, src_vocab, tgt_vocab = model_from_payload(payload, config, path)
+        config, model, src_vocab, tgt_vocab = read_model(path)
         if quantize:
             model = quantize_model(model)
         decoding = dataclasses.replace(config.decoding, **decoding_overrides)
@@ -82,7 +79,6 @@ class Translator:
         self, texts: list[str], record_attention: bool = False, progress: bool = False
     ) -> list[list[Translation]]:
         """The n-best translations of each text, in input order; empty input gives empty output."""
-        self.model.eval()
         limit = self.decoding.max_input_pieces
         cleaned = [clean_input(t) for t in texts]
         encoded = self.src_vocab.encode(cleaned)
@@ -91,14 +87,12 @@ class Translator:
             if len(ids) > limit else None for i, ids in enumerate(encoded)
         ]
         encoded = [ids[:limit] for ids in encoded]
-        n_best = self.decoding.n_best if self.decoding.method == "beam" and self.decoding.beam_size > 1 else 1
+        n_best = hypotheses_per_sentence(self.decoding)
         results = [[Translation("", 0.0, [], []) for _ in range(n_best)] for _ in texts]
         todo = sorted((i for i, text in enumerate(cleaned) if text), key=lambda i: len(encoded[i]))
         batches = [todo[s:s + self.decoding.batch_size] for s in range(0, len(todo), self.decoding.batch_size)]
         for batch in tqdm(batches, desc="translating", unit="batch", disable=not progress, leave=False):
-            src, lengths = pad_sources([encoded[i] for i in batch])
-            hypotheses = search(self.model, src.to(self.device), lengths.to(self.device), self.decoding,
-                                record_attention)
+            hypotheses = self.search([encoded[i] for i in batch], record_attention)
             for index, nbest in zip(batch, hypotheses):
                 source_pieces = self.src_vocab.pieces(encoded[index])
                 texts_out = self.tgt_vocab.decode([h.tokens for h in nbest])
@@ -112,17 +106,8 @@ class Translator:
                 translation.warning = warning
         return results
 
-
-def model_from_payload(payload: dict, config: Config, path: str | Path) -> tuple[EncoderDecoder, Vocab, Vocab]:
-    """Rebuild the network and both vocabularies from a checkpoint's contents."""
-    try:
-        src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])
-    except UserError as error:
-        raise UserError(f"{path}: {error}") from None
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
-    try:
-        model.load_state_dict(payload["model"])
-    except (RuntimeError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise UserError(f"{path}: weights do not match the stored model config ({first})") from None
-    return model, src_vocab, tgt_vocab
+    def search(self, sources: list[list[int]], record_attention: bool) -> list[list[Hypothesis]]:
+        """The n-best hypotheses of a batch of source piece ids (without EOS)."""
+        self.model.eval()
+        src, lengths = pad_sources(sources)
+        return search(self.model, src.to(self.device), lengths.to(self.device), self.decoding, record_attention)

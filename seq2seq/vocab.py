@@ -52,6 +52,9 @@ class Vocab:
     def pieces(self, ids: list[int]) -> list[str]:
         return [self._sp.id_to_piece(i) for i in ids]
 
+    def piece_id(self, piece: str) -> int:
+        return self._sp.piece_to_id(piece)
+
 
 def train_vocab(texts: list[str], size: int, config: VocabConfig, seed: int) -> Vocab:
     """Train a SentencePiece model in memory on (a sample of) the given sentences."""

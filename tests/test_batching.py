@@ -8,7 +8,7 @@ import torch
 
 from seq2seq.config import VocabConfig
 from seq2seq.data.batching import EncodedCorpus, SubwordSampler, Texts, collate, make_batches, pad_pairs, pad_sources
-from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab, train_vocab
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab, train_vocab
 
 ENGLISH = ["where is the station", "the station is closed today", "I am hungry", "how are you",
            "this is a test of the sampler", "please bring some water"]
@@ -124,3 +124,19 @@ def test_samples_longer_than_the_limit_are_cut_and_still_end_with_eos(vocabs: tu
     batch = sampler(vocabs, max_pieces=4).collate([0, 1, 4], epoch=0, batch_index=0)
     assert batch.src.shape[1] == batch.tgt_out.shape[1] == 5
     assert batch.src[:, 4].eq(EOS_ID).all() and batch.tgt_out[:, 4].eq(EOS_ID).all()
+
+
+def test_word_dropout_replaces_only_words_and_keeps_the_gold_output() -> None:
+    corpus = EncodedCorpus.from_lists([[5 + i % 7 for i in range(n)] for n in range(3, 40)],
+                                      [[6 + i % 5 for i in range(n)] for n in range(40, 3, -1)])
+    batch = collate(corpus, list(range(len(corpus.src_lengths))))
+    torch.manual_seed(0)
+    dropped = batch.with_word_dropout(0.3, 0.2)
+    for before, after, rate in ((batch.src, dropped.src, 0.3), (batch.tgt_in, dropped.tgt_in, 0.2)):
+        words = (before != PAD_ID) & (before != BOS_ID) & (before != EOS_ID)
+        assert torch.equal(after[~words], before[~words])  # padding, BOS and EOS stay
+        changed = after != before
+        assert (after[changed] == UNK_ID).all() and not (changed & ~words).any()
+        assert abs(changed.sum().item() / words.sum().item() - rate) < 0.03
+    assert torch.equal(dropped.tgt_out, batch.tgt_out) and torch.equal(dropped.src_lengths, batch.src_lengths)
+    assert batch.with_word_dropout(0.0, 0.0).src is batch.src

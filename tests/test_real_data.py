@@ -43,7 +43,7 @@ def test_loss_falls_on_real_data_and_tensorboard_has_the_curves(tmp_path: Path) 
     assert any(tag.startswith("dev/samples") for tag in events.Tags()["tensors"])
 
 
-@pytest.mark.parametrize("name", ["en-hi", "en-hi-lstm-luong", "en-hi-noattn"])
+@pytest.mark.parametrize("name", ["en-hi", "en-hi-lstm-luong", "en-hi-noattn", "en-hi-transformer"])
 def test_shipped_config_trains_and_decodes(name: str, tmp_path: Path) -> None:
     config = load_config(ROOT / "configs" / f"{name}.yaml",
                          [f"run_dir={tmp_path}", "training.max_steps=4", "training.valid_every=4",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from pathlib import Path
 
@@ -209,6 +210,37 @@ def test_min_len_forces_at_least_that_many_tokens(model, sources, name: str) -> 
     assert min(lengths) >= floor
 
 
+def greedy_by_hand(model: EncoderDecoder, source: list[int], min_len: int, max_len: int) -> list[int]:
+    """Greedy search written out: EOS is forbidden while fewer than min_len tokens are out."""
+    src, lengths = pad_sources([source])
+    tokens: list[int] = []
+    with torch.no_grad():
+        memory, state = model.encode(src, lengths)
+        previous = torch.tensor([BOS_ID])
+        while len(tokens) < max_len:
+            logits, state, _ = model.step(previous, state, memory)
+            if len(tokens) < min_len:
+                logits[0, EOS_ID] = -math.inf
+            choice = int(logits[0].argmax())
+            if choice == EOS_ID:
+                break
+            tokens.append(choice)
+            previous = torch.tensor([choice])
+    return tokens
+
+
+def test_min_len_is_exact_for_greedy(model, sources) -> None:
+    """An off-by-one in the floor (EOS allowed one step early or late) changes these outputs."""
+    free = decode(model, sources, GREEDY)
+    floor = min(len(nbest[0].tokens) for nbest in free) + 2
+    config = dataclasses.replace(GREEDY, min_len=floor, max_len_ratio=100.0, max_len=60)
+    floored = decode(model, sources, config)
+    exact = [len(nbest[0].tokens) == floor for nbest in floored]
+    assert any(exact)  # some outputs stop at the floor itself
+    for source, nbest in zip(sources, floored):
+        assert nbest[0].tokens == greedy_by_hand(model, source, floor, 60)
+
+
 # --- repeated n-grams -----------------------------------------------------------------------------
 
 
@@ -314,9 +346,15 @@ def test_beam_score_is_log_prob_over_length_penalty(model, sources, alpha: float
 
 
 def test_length_penalty_favours_longer_outputs(model, sources) -> None:
+    """With alpha 2 the search ranks by log-prob / penalty: the outputs get longer, and each one scores at
+    least as well under that objective as the raw search's choice does (so the penalty is not ignored)."""
     raw = decode(model, sources, BEAM)
     normalised = decode(model, sources, dataclasses.replace(BEAM, length_penalty=2.0))
-    assert sum(len(n[0].tokens) for n in normalised) >= sum(len(n[0].tokens) for n in raw)
+    assert sum(len(n[0].tokens) for n in normalised) > sum(len(n[0].tokens) for n in raw)
+    for source, raw_best, best in zip(sources, raw, normalised):
+        raw_tokens = raw_best[0].tokens
+        rescored = model_log_prob(model, source, raw_tokens) / ((5 + len(raw_tokens) + 1) / 6) ** 2.0
+        assert best[0].score >= rescored - SCORE_TOL
 
 
 # --- other architectures: LSTM cells and Luong input feeding must survive beam reordering ---------

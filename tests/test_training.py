@@ -235,7 +235,7 @@ def test_stopping_rules(reversal_data: Path, tmp_path: Path, overrides: tuple[st
     config = tiny_config(reversal_data, tmp_path, "training.max_steps=1000", "training.valid_limit=5",
                          "data.test=[]", *overrides)
     trainer = Trainer(config)
-    assert trainer.train().startswith(reason)
+    assert trainer.train().message.startswith(reason)
     if "epochs" in reason:
         assert trainer.progress.epoch == 1 and trainer.progress.step == len(
             make_batches(trainer.train_data.src_lengths, trainer.train_data.tgt_lengths, 512, "sentences", 1, 0))

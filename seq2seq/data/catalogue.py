@@ -258,6 +258,8 @@ DATASETS: dict[str, Dataset] = {
         _OPUS100,
         _TATOEBA_CHALLENGE,
         _combine("en-hi", "The default bundle: IITB train/dev/test and Tatoeba", (_IITB, _TATOEBA)),
+        _combine("en-hi-everyday", "The default bundle, the Tatoeba Challenge eng-hin test set (more everyday "
+                 "pairs to train on) and FLORES-200", (_IITB, _TATOEBA, _TATOEBA_CHALLENGE, _FLORES200)),
     )
 }
 

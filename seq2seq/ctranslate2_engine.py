@@ -1,0 +1,85 @@
+"""Decoding with an exported CTranslate2 model behind the Translator's interface.
+
+Text cleaning, encoding, truncation, batching and the output rules are the Translator's;
+only the search runs in CTranslate2. Its options map onto seq2seq's decoding settings with
+two differences: CTranslate2's length penalty divides by length ** alpha (seq2seq's beam
+uses GNMT's ((5 + length) / 6) ** alpha), and its length limit is one per batch, so each
+output is cut at its own sentence's limit afterwards, as seq2seq's search would stop it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import yaml
+
+from seq2seq.config import DecodingConfig, config_from_dict
+from seq2seq.errors import UserError
+from seq2seq.export import CONFIG_FILE, import_ctranslate2
+from seq2seq.search import Hypothesis, hypotheses_per_sentence, output_limits, uses_beam
+from seq2seq.translator import Translator
+from seq2seq.vocab import Vocab
+
+EOS_PIECE = "</s>"
+
+
+class CTranslate2Translator(Translator):
+    def __init__(self, folder: Path, decoding: DecodingConfig, device: str = "cpu", threads: int = 0):
+        ctranslate2 = import_ctranslate2()
+        self.folder = folder
+        self.engine = ctranslate2.Translator(str(folder), device=device, intra_threads=threads)
+        self.src_vocab = Vocab((folder / "src.spm.model").read_bytes())
+        self.tgt_vocab = Vocab((folder / "tgt.spm.model").read_bytes())
+        self.decoding = decoding
+        self.device = torch.device("cpu")
+        self.max_positions: int | None = None
+
+    @classmethod
+    def from_directory(cls, folder: str | Path, device: str = "auto", threads: int = 0,
+                       **decoding_overrides) -> CTranslate2Translator:
+        folder = Path(folder)
+        if not (folder / "model.bin").is_file() or not (folder / CONFIG_FILE).is_file():
+            raise UserError(f"{folder}: not a CTranslate2 export of seq2seq "
+                            "(make one with python -m seq2seq export --format ctranslate2)")
+        config = config_from_dict(yaml.safe_load((folder / CONFIG_FILE).read_text(encoding="utf-8")),
+                                  source=f"{folder / CONFIG_FILE}")
+        engine_device = "cuda" if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "cpu"
+        translator = cls(folder, dataclasses.replace(config.decoding, **decoding_overrides), engine_device, threads)
+        translator.max_positions = config.model.max_positions
+        return translator
+
+    def search(self, sources: list[list[int]], record_attention: bool) -> list[list[Hypothesis]]:
+        d = self.decoding
+        lengths = torch.tensor([len(s) + 1 for s in sources])
+        limits = output_limits(lengths, d, self.max_positions).tolist()  # steps, EOS included
+        if d.method == "sample":
+            import_ctranslate2().set_random_seed(d.seed)
+        options = dict(
+            beam_size=d.beam_size if uses_beam(d) else 1,
+            num_hypotheses=hypotheses_per_sentence(d),
+            length_penalty=d.length_penalty if uses_beam(d) else 0.0,
+            no_repeat_ngram_size=d.no_repeat_ngram,
+            max_decoding_length=max(limits) - 1,
+            min_decoding_length=d.min_len,
+            return_scores=True,
+            return_attention=record_attention,
+            sampling_topk=(d.top_k or 0) if d.method == "sample" else 1,
+            sampling_topp=d.top_p if d.method == "sample" else 1.0,
+            sampling_temperature=max(d.temperature, 1e-6) if d.method == "sample" else 1.0,
+        )
+        batch = [self.src_vocab.pieces(row) + [EOS_PIECE] for row in sources]
+        results = self.engine.translate_batch(batch, **options)
+        outputs = []
+        for result, limit, source in zip(results, limits, sources):
+            nbest = []
+            for k, pieces in enumerate(result.hypotheses):
+                tokens = [self.tgt_vocab.piece_id(p) for p in pieces][: limit - 1]
+                attention = None
+                if record_attention and result.attention:
+                    rows = torch.tensor(result.attention[k])[: len(tokens) + 1]
+                    attention = rows[:, : len(source) + 1]
+                nbest.append(Hypothesis(tokens, float(result.scores[k]), attention))
+            outputs.append(nbest)
+        return outputs

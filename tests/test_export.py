@@ -1,0 +1,81 @@
+"""CTranslate2 export: the exported model decodes as the PyTorch model does."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from seq2seq.cli import main
+from seq2seq.errors import UserError
+from seq2seq.export import export_ctranslate2
+from seq2seq.translator import Translator
+
+from conftest import WORDS
+
+pytest.importorskip("ctranslate2", reason="CTranslate2 is not installed (pip install -e '.[ctranslate2]')")
+
+from seq2seq.ctranslate2_engine import CTranslate2Translator  # noqa: E402
+
+
+def sentences(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))) for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_transformer_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("export") / "ct2"
+    export_ctranslate2(tiny_transformer_checkpoint, folder)
+    return folder
+
+
+def test_float32_greedy_equals_pytorch_token_for_token(tiny_transformer_checkpoint: Path, exported: Path) -> None:
+    """The briefly trained model makes mistakes, so equal outputs mean equal computations, not an easy task."""
+    texts = sentences(40, seed=5)
+    torch_side = Translator.from_checkpoint(tiny_transformer_checkpoint, device="cpu", method="greedy")
+    engine = CTranslate2Translator.from_directory(exported, "cpu", method="greedy")
+    expected, got = torch_side.translate(texts), engine.translate(texts)
+    assert [n[0].pieces for n in got] == [n[0].pieces for n in expected]
+    assert any(n[0].text != " ".join(reversed(t.split())) for n, t in zip(expected, texts))  # it does err
+    for mine, theirs in zip(got, expected):
+        assert mine[0].score == pytest.approx(theirs[0].score, abs=1e-3)
+
+
+def test_beam_n_best_and_empty_inputs(exported: Path) -> None:
+    engine = CTranslate2Translator.from_directory(exported, "cpu", method="beam", beam_size=4, n_best=3)
+    results = engine.translate(["alpha bravo charlie", "", "delta echo"])
+    assert [len(n) for n in results] == [3, 3, 3]
+    assert results[1][0].text == "" and results[0][0].text == "charlie bravo alpha"
+    assert len({t.text for t in results[0]}) == 3
+
+
+def test_int8_export_translates_like_float(tiny_transformer_checkpoint: Path, tmp_path: Path, exported: Path) -> None:
+    export_ctranslate2(tiny_transformer_checkpoint, tmp_path / "int8", "int8")
+    texts = sentences(40, seed=6)
+    float_out = [n[0].text for n in CTranslate2Translator.from_directory(exported, "cpu").translate(texts)]
+    int8_out = [n[0].text for n in CTranslate2Translator.from_directory(tmp_path / "int8", "cpu").translate(texts)]
+    assert sum(a == b for a, b in zip(float_out, int8_out)) >= 36
+
+
+def test_rnn_checkpoints_and_bad_targets_are_refused(tiny_checkpoint: Path, tiny_transformer_checkpoint: Path,
+                                                      exported: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="CTranslate2 runs Transformers only"):
+        export_ctranslate2(tiny_checkpoint, tmp_path / "rnn")
+    with pytest.raises(UserError, match="not empty"):
+        export_ctranslate2(tiny_transformer_checkpoint, exported)
+    with pytest.raises(UserError, match="not a CTranslate2 export"):
+        CTranslate2Translator.from_directory(tmp_path, "cpu")
+
+
+def test_cli_export_and_translate(tiny_transformer_checkpoint: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture) -> None:
+    assert main(["export", str(tiny_transformer_checkpoint), "--format", "ctranslate2",
+                 "--output", str(tmp_path / "m"), "--quantization", "int8"]) == 0
+    capsys.readouterr()
+    assert main(["translate", "--engine", "ctranslate2", "--checkpoint", str(tmp_path / "m"),
+                 "--method", "greedy", "alpha bravo"]) == 0
+    assert capsys.readouterr().out.strip() == "bravo alpha"
+    assert main(["translate", "--engine", "ctranslate2", "alpha"]) == 2
+    assert "needs --checkpoint" in capsys.readouterr().err
