@@ -133,7 +133,7 @@ def phase_train(args: argparse.Namespace) -> dict:
     checkpoints = sorted(config.run_path.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     return {"steps": trainer.progress.step, "tgt_tokens": sum(meter.tokens), "seconds": trainer.progress.elapsed,
             "loop_started_at": meter.started_at, "window_tok_per_s": meter.window_rates(s.log_every),
-            "flops": meter.flops, "params": count_parameters(trainer.model), "stop_reason": stop_reason,
+            "flops": meter.flops, "params": count_parameters(trainer.model), "stop_reason": str(stop_reason),
             "checkpoint": str(checkpoints[-1]), "threads": torch.get_num_threads(),
             "torch_version": torch.__version__}
 

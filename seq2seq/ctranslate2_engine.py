@@ -29,7 +29,10 @@ class CTranslate2Translator(Translator):
     def __init__(self, folder: Path, decoding: DecodingConfig, device: str = "cpu", threads: int = 0):
         ctranslate2 = import_ctranslate2()
         self.folder = folder
-        self.engine = ctranslate2.Translator(str(folder), device=device, intra_threads=threads)
+        # CTranslate2 sets the process's OpenMP thread count to intra_threads (0 = every core), which
+        # would also change torch's; by default it takes torch's count, so the process keeps one setting
+        self.engine = ctranslate2.Translator(str(folder), device=device,
+                                             intra_threads=threads or torch.get_num_threads())
         self.src_vocab = Vocab((folder / "src.spm.model").read_bytes())
         self.tgt_vocab = Vocab((folder / "tgt.spm.model").read_bytes())
         self.decoding = decoding

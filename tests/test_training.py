@@ -193,7 +193,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
                                                                             family: str) -> None:
     """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights."""
     straight = Trainer(short_run(reversal_data, tmp_path / "straight", KILL_STEPS, "training.keep_last=2",
-                                 family=family))
+                                 "training.threads=1", family=family))  # as the command: bitwise needs one thread count
     straight.train()
     name = "tiny" if family == "rnn" else "tiny-transformer"
     run_path = tmp_path / "killed" / name
@@ -280,3 +280,16 @@ def test_data_under_a_relative_root_is_found_without_downloading(
                          "training.valid_every=2", "training.valid_limit=2")
     Trainer(config).train()  # a download attempt would fail here: no such server is reachable
     assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()
+
+
+def test_a_run_without_dev_set_leaves_a_model_the_default_lookup_finds(reversal_data: Path, tmp_path: Path) -> None:
+    from seq2seq.cli import newest_checkpoint
+
+    config = tiny_config(reversal_data, tmp_path, "data.dev=null", "data.test=[]", "training.max_steps=12",
+                         "training.valid_every=5")
+    trainer = Trainer(config)
+    trainer.train()
+    best = trainer.run_path / "best.pt"
+    assert newest_checkpoint(tmp_path) == best
+    final = load_checkpoint(trainer.run_path / "step-00000012.pt")["model"]
+    assert all(torch.equal(final[name], weight) for name, weight in load_checkpoint(best)["model"].items())

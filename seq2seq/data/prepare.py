@@ -160,7 +160,7 @@ def _staging(cache: Path, name: str) -> Path:
 def _verify_vocabs(folder: Path) -> None:
     try:
         expected = json.loads((folder / VOCAB_CHECKSUMS).read_text())
-        found = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in VOCAB_FILES.values()}
+        found = {name: sha256_file(folder / name) for name in VOCAB_FILES.values()}
     except (OSError, ValueError) as error:
         raise DamagedCache(str(error)) from None
     if found != expected:
@@ -193,7 +193,7 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
         for side in sides:
             (staging / VOCAB_FILES[side]).write_bytes(proto)
         texts.clear()
-    checksums = {name: hashlib.sha256((staging / name).read_bytes()).hexdigest() for name in VOCAB_FILES.values()}
+    checksums = {name: sha256_file(staging / name) for name in VOCAB_FILES.values()}
     (staging / VOCAB_CHECKSUMS).write_text(json.dumps(checksums))
     _publish(staging, folder)
     return folder
