@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import random
+import sys
+from collections.abc import Iterator
+from types import ModuleType
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,14 @@ def tiny_transformer_checkpoint(reversal_data: Path, tmp_path_factory: pytest.Te
                          "data.test=[]", family="transformer")
     Trainer(config).train()
     return run_dir / "tiny-transformer" / "best.pt"
+
+
+def bench_script(name: str) -> Iterator[ModuleType]:
+    """bench/ holds scripts, not a package: load bench/<name>.py from its file, registered (for dataclasses)
+    while a test module uses it."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-QUALITY_PY = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+from conftest import bench_script
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("bench_quality", QUALITY_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from bench_script("quality")
 
 
 def test_reads_the_test_lines_training_logs(quality, tmp_path: Path) -> None:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-RUN_PY = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+from conftest import bench_script
 
 
 @pytest.fixture(scope="module")
 def run():
-    """bench/ is scripts, not a package, so the module is loaded from its file (and registered, for dataclasses)."""
-    spec = importlib.util.spec_from_file_location("bench_run", RUN_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from bench_script("run")
 
 
 def results() -> dict[str, dict]:
