@@ -3,10 +3,12 @@
 Starts the real server on 127.0.0.1 (a free port, loopback only), sends one-sentence requests
 from N client threads, each on its own keep-alive connection, and prints a Markdown table:
 requests/s, p50 and p95 latency, and the mean sentences per model call (from /health), with
-server-side batching on (the default settings) and off (--max-batch 1). Every level is bounded
-by a request count and a time limit, so the whole run has a known ceiling.
+server-side batching on (the default settings) and off (--max-batch 1), and with --ctranslate2
+the same model exported to CTranslate2, served with batching on. Every level is bounded by a
+request count and a time limit, so the whole run has a known ceiling.
 
     python bench/serve.py --checkpoint runs/en-hi/best.pt --clients 1,8,64 --requests 256 --seconds 30
+    python bench/serve.py --checkpoint runs/en-hi/best.pt --ctranslate2 en-hi-ct2 --no-unbatched
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ def main() -> None:
     parser.add_argument("--method", choices=["greedy", "beam"], help="search sent with each request")
     parser.add_argument("--beam-size", type=int)
     parser.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 comparison")
+    parser.add_argument("--ctranslate2", metavar="DIR",
+                        help="also serve this export of the same model (python -m seq2seq export) with CTranslate2")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     levels = [int(n) for n in args.clients.split(",")]
@@ -146,23 +150,29 @@ def main() -> None:
         raise SystemExit("--clients must be in 1..256, --requests and --seconds positive")
     settings = {key: value for key, value in {"method": args.method, "beam_size": args.beam_size}.items() if value}
 
-    modes = [("on", [])] + ([] if args.no_unbatched else [("off", ["--max-batch", "1", "--max-wait-ms", "0"])])
+    # (engine, batching, model, server options)
+    modes = [("pytorch", "on", args.checkpoint, [])]
+    if not args.no_unbatched:
+        modes.append(("pytorch", "off", args.checkpoint, ["--max-batch", "1", "--max-wait-ms", "0"]))
+    if args.ctranslate2:
+        modes.append(("ctranslate2", "on", args.ctranslate2, ["--engine", "ctranslate2"]))
     rows = []
     log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)
     print(f"server log: {log.name}", file=sys.stderr)
-    for batching, extra in modes:
-        process, port = start_server(args.checkpoint, args.threads, extra, log)
+    for engine, batching, checkpoint, extra in modes:
+        process, port = start_server(checkpoint, args.threads, extra, log)
         try:
             wait_healthy(port)
             for warm in range(3):
                 run_level(port, 1, 3, 10, settings)
             for clients in levels:
                 row = run_level(port, clients, args.requests, args.seconds, settings)
-                row["batching"] = batching
+                row["engine"], row["batching"] = engine, batching
                 rows.append(row)
-                print(f"batching {batching}, {clients} clients: {row['requests_per_s']:.1f} requests/s, "
+                print(f"{engine}, batching {batching}, {clients} clients: {row['requests_per_s']:.1f} requests/s, "
                       f"p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms", file=sys.stderr)
-            model = get_json(port, "/model")
+            if engine == "pytorch":
+                model = get_json(port, "/model")
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -172,12 +182,13 @@ def main() -> None:
     print(f"`python bench/serve.py {' '.join(sys.argv[1:])}` on {date.today().isoformat()}, "
           f"{platform.machine()} CPU, {args.threads} server threads, client on the same machine; "
           f"{model['checkpoint']} ({model['parameters']:,} parameters), {search}, one sentence per request:\n")
-    print("| clients | server batching | requests | requests/s | p50 latency | p95 latency "
+    print("| engine | clients | server batching | requests | requests/s | p50 latency | p95 latency "
           "| sentences per model call |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for row in rows:
         failed = f" ({row['failures']} failed)" if row["failures"] else ""
-        print(f"| {row['clients']} | {row['batching']} | {row['requests']}{failed} | {row['requests_per_s']:.1f} | "
+        print(f"| {row['engine']} | {row['clients']} | {row['batching']} | {row['requests']}{failed} | "
+              f"{row['requests_per_s']:.1f} | "
               f"{row['p50_ms']:.0f} ms | {row['p95_ms']:.0f} ms | {row['sentences_per_call']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

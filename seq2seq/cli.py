@@ -88,12 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("--output", required=True, help="where to write the averaged model, e.g. avg.pt")
 
     serve = commands.add_parser("serve", help="translate over HTTP: a JSON API and a web page (needs .[serve])")
-    serve.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs)")
+    serve.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs); "
+                                            "with --engine ctranslate2, the export folder")
     serve.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one (default: 8080)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    serve.add_argument("--engine", choices=["pytorch", "ctranslate2"], default="pytorch",
+                       help="pytorch (a checkpoint file) or ctranslate2 (a folder python -m seq2seq export wrote)")
     serve.add_argument("--quantize", action="store_true", help="decode with int8 weights on the CPU")
     serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     serve.add_argument("--max-batch", type=int, help="most sentences decoded in one model call (default: 64)")
@@ -138,6 +141,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     train(config, resume=args.resume)
     return 0
+
+
+def export_folder(args: argparse.Namespace) -> Path:
+    """--checkpoint for --engine ctranslate2: an export folder, named explicitly; weights were fixed at export."""
+    if not args.checkpoint:
+        raise UserError("--engine ctranslate2 needs --checkpoint: the folder python -m seq2seq export wrote")
+    if args.quantize:
+        raise UserError("--quantize is for the pytorch engine; choose the weight type when exporting "
+                        "(--quantization int8)")
+    return Path(args.checkpoint)
 
 
 def newest_checkpoint(runs: Path) -> Path:
@@ -186,12 +199,10 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.engine == "ctranslate2":
         from seq2seq.ctranslate2_engine import CTranslate2Translator
 
-        if not args.checkpoint:
-            raise UserError("--engine ctranslate2 needs --checkpoint: the folder python -m seq2seq export wrote")
-        if args.quantize or args.attention_layer is not None:
-            raise UserError("--quantize and --attention-layer are for the pytorch engine; "
-                            "choose the weight type when exporting (--quantization int8)")
-        translator = CTranslate2Translator.from_directory(args.checkpoint, args.device, **overrides)
+        if args.attention_layer is not None:
+            raise UserError("--attention-layer is for the pytorch engine; a CTranslate2 export draws "
+                            "the layer its config named (model.attention_layer)")
+        translator = CTranslate2Translator.from_directory(export_folder(args), args.device, **overrides)
     else:
         checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
         translator = Translator.from_checkpoint(checkpoint, device=args.device, quantize=args.quantize, **overrides)
@@ -337,7 +348,10 @@ def run_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
-    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
+    if args.engine == "ctranslate2":
+        checkpoint = export_folder(args)
+    else:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
     serve(checkpoint, args.host, args.port, limits, device=args.device, quantize=args.quantize,
-          log_level=args.log_level)
+          log_level=args.log_level, engine=args.engine)
     return 0

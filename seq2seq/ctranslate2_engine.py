@@ -10,14 +10,15 @@ output is cut at its own sentence's limit afterwards, as seq2seq's search would 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
 import yaml
 
-from seq2seq.config import DecodingConfig, config_from_dict
+from seq2seq.config import Config, DecodingConfig, config_from_dict
 from seq2seq.errors import UserError
-from seq2seq.export import CONFIG_FILE, import_ctranslate2
+from seq2seq.export import CONFIG_FILE, INFO_FILE, import_ctranslate2
 from seq2seq.search import Hypothesis, hypotheses_per_sentence, output_limits, uses_beam
 from seq2seq.translator import Translator
 from seq2seq.vocab import Vocab
@@ -36,8 +37,12 @@ class CTranslate2Translator(Translator):
         self.src_vocab = Vocab((folder / "src.spm.model").read_bytes())
         self.tgt_vocab = Vocab((folder / "tgt.spm.model").read_bytes())
         self.decoding = decoding
-        self.device = torch.device("cpu")
+        self.device = torch.device(device)  # what the engine runs on; inputs stay on the CPU
         self.max_positions: int | None = None
+        self.config: Config | None = None  # the exported checkpoint's, set by from_directory
+        # where the model came from; exports made before export.json existed have none
+        info = folder / INFO_FILE
+        self.info: dict = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
 
     @classmethod
     def from_directory(cls, folder: str | Path, device: str = "auto", threads: int = 0,
@@ -51,6 +56,7 @@ class CTranslate2Translator(Translator):
         engine_device = "cuda" if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "cpu"
         translator = cls(folder, dataclasses.replace(config.decoding, **decoding_overrides), engine_device, threads)
         translator.max_positions = config.model.max_positions
+        translator.config = config
         return translator
 
     def search(self, sources: list[list[int]], record_attention: bool) -> list[list[Hypothesis]]:
@@ -68,6 +74,7 @@ class CTranslate2Translator(Translator):
             min_decoding_length=d.min_len,
             return_scores=True,
             return_attention=record_attention,
+            return_end_token=True,  # so that the attention has the </s> step's row, as seq2seq's search gives it
             sampling_topk=(d.top_k or 0) if d.method == "sample" else 1,
             sampling_topp=d.top_p if d.method == "sample" else 1.0,
             sampling_temperature=max(d.temperature, 1e-6) if d.method == "sample" else 1.0,
@@ -78,6 +85,8 @@ class CTranslate2Translator(Translator):
         for result, limit, source in zip(results, limits, sources):
             nbest = []
             for k, pieces in enumerate(result.hypotheses):
+                if pieces and pieces[-1] == EOS_PIECE:
+                    pieces = pieces[:-1]
                 tokens = [self.tgt_vocab.piece_id(p) for p in pieces][: limit - 1]
                 attention = None
                 if record_attention and result.attention:

@@ -2,25 +2,30 @@
 
 The weights go through CTranslate2's own model-spec API, so the engine checks every shape.
 The export folder holds CTranslate2's model.bin and vocabularies, both SentencePiece models
-and the checkpoint's config (seq2seq.yaml), so translate.py --engine ctranslate2 cleans,
-encodes and decodes text exactly as the PyTorch path does.
+the checkpoint's config (seq2seq.yaml), so translate.py --engine ctranslate2 cleans,
+encodes and decodes text exactly as the PyTorch path does, and export.json (where the model
+came from: checkpoint format, package version, parameters, weight type) for the server's /model.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 import yaml
 
-from seq2seq.checkpoint import read_model
+from seq2seq import __version__
+from seq2seq.checkpoint import FORMAT_VERSION, read_model
 from seq2seq.config import config_to_dict
 from seq2seq.errors import UserError
+from seq2seq.model.build import count_parameters
 from seq2seq.model.transformer import MultiHeadAttention, Transformer
 from seq2seq.vocab import Vocab
 
 QUANTIZATIONS = ("float32", "int8", "float16")
 CONFIG_FILE = "seq2seq.yaml"
+INFO_FILE = "export.json"
 
 
 def import_ctranslate2():
@@ -76,8 +81,10 @@ def transformer_spec(model: Transformer, src_vocab: Vocab, tgt_vocab: Vocab):
     specs = import_ctranslate2().specs
     config = model.config
     pre_norm = config.norm == "pre"
+    # the heatmap: the head average of model.attention_layer, as the PyTorch model draws it
     spec = specs.TransformerSpec.from_config((config.encoder_layers, config.decoder_layers), config.heads,
-                                             pre_norm=pre_norm, no_final_norm=not pre_norm)
+                                             pre_norm=pre_norm, no_final_norm=not pre_norm,
+                                             alignment_layer=config.attention_layer, alignment_heads=config.heads)
     encoder, decoder = spec.encoder, spec.decoder
     encoder.embeddings[0].weight = _numpy(model.src_embedder.tokens.weight)
     encoder.position_encodings.encodings = _positions(model.src_embedder)
@@ -116,3 +123,6 @@ def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "floa
     (output / "tgt.spm.model").write_bytes(tgt_vocab.model_proto)
     stored = yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
     (output / CONFIG_FILE).write_text(stored, encoding="utf-8")
+    info = {"format_version": FORMAT_VERSION, "package_version": __version__, "checkpoint": checkpoint.name,
+            "parameters": count_parameters(model), "quantization": quantization}
+    (output / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

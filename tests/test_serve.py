@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,11 +91,9 @@ def wait_until_healthy(server: Server, deadline: float) -> None:
     raise AssertionError("the server never answered /health")
 
 
-@pytest.fixture(scope="module")
-def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    arguments = [str(item) for pair in LIMITS.items() for item in pair]
-    server = start_server(tiny_checkpoint, log, *arguments)
+def running_server(checkpoint: Path, log: Path, *arguments: str) -> Iterator[Server]:
+    """A server for a fixture's lifetime; its log must end without a traceback."""
+    server = start_server(checkpoint, log, *arguments)
     yield server
     server.process.terminate()
     try:
@@ -102,6 +101,12 @@ def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     except subprocess.TimeoutExpired:
         server.process.kill()
     assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    yield from running_server(tiny_checkpoint, log, *[str(item) for pair in LIMITS.items() for item in pair])
 
 
 @pytest.fixture(scope="module")
@@ -408,3 +413,72 @@ def test_browser_translates_and_draws_the_heatmap(server: Server, tmp_path: Path
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+# --- the CTranslate2 engine ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_transformer_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("ctranslate2", reason="CTranslate2 is not installed (pip install -e '.[ctranslate2]')")
+    from seq2seq.export import export_ctranslate2
+
+    folder = tmp_path_factory.mktemp("export") / "ct2"
+    export_ctranslate2(tiny_transformer_checkpoint, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ct2_server(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("serve-ct2") / "server.log"
+    yield from running_server(exported, log, "--engine", "ctranslate2")
+
+
+def test_ctranslate2_model_description(ct2_server: Server, tiny_transformer_checkpoint: Path) -> None:
+    from seq2seq.checkpoint import read_model
+    from seq2seq.model.build import count_parameters
+
+    config, model, _, _ = read_model(tiny_transformer_checkpoint)
+    status, body = ct2_server.json("GET", "/model")
+    assert status == 200
+    assert body["engine"] == "ctranslate2" and body["family"] == "transformer" and body["weights"] == "float32"
+    assert body["parameters"] == count_parameters(model)
+    assert body["package_version"] == seq2seq.__version__
+    assert body["decoding_defaults"]["beam_size"] == config.decoding.beam_size
+
+
+def test_ctranslate2_serves_what_the_engine_translates(ct2_server: Server, exported: Path) -> None:
+    from seq2seq.ctranslate2_engine import CTranslate2Translator
+
+    engine = CTranslate2Translator.from_directory(exported, "cpu", method="beam", beam_size=4, n_best=3)
+    expected = engine.translate(SENTENCES)
+    answer = ct2_server.translate({"text": SENTENCES, "beam_size": 4, "n_best": 3})
+    served = [[(h["text"], h["score"]) for h in t["hypotheses"]] for t in answer["translations"]]
+    assert served == [[(h.text, pytest.approx(h.score, abs=1e-4)) for h in nbest] for nbest in expected]
+
+
+def test_ctranslate2_attention_matches_pytorch(ct2_server: Server, tiny_transformer_checkpoint: Path) -> None:
+    """The exported heatmap is the PyTorch model's: the same layer, averaged over the same heads."""
+    from seq2seq.translator import Translator
+
+    text = "alpha bravo charlie delta"
+    reference = Translator.from_checkpoint(tiny_transformer_checkpoint, device="cpu", method="greedy")
+    expected = reference.translate([text], record_attention=True)[0][0]
+    served = ct2_server.translate({"text": [text], "method": "greedy", "attention": True})["translations"][0]
+    assert served["hypotheses"][0]["pieces"] == expected.pieces
+    matrix = served["hypotheses"][0]["attention"]
+    assert len(matrix) == len(expected.pieces) + 1
+    for row, expected_row in zip(matrix, expected.attention.tolist()):
+        assert row == pytest.approx(expected_row, abs=1e-3)
+
+
+def test_serve_ctranslate2_needs_an_export_folder(tiny_transformer_checkpoint: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    from seq2seq.cli import main
+
+    assert main(["serve", "--engine", "ctranslate2"]) == 2
+    assert "needs --checkpoint" in capsys.readouterr().err
+    assert main(["serve", "--engine", "ctranslate2", "--checkpoint", str(tiny_transformer_checkpoint.parent),
+                 "--quantize"]) == 2
+    assert "--quantize is for the pytorch engine" in capsys.readouterr().err
+

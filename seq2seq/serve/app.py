@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seq2seq import __version__
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.config import DecodingConfig, config_from_dict, validate
+from seq2seq.config import Config, DecodingConfig, config_from_dict, config_to_dict, validate
 from seq2seq.errors import UserError
 from seq2seq.serve.batcher import Batcher, QueueFull
 from seq2seq.translator import Translation, Translator
@@ -125,19 +125,36 @@ def error_response(status: int, code: str, message: str, details: list[Any] | No
 
 
 class TranslationService:
-    """A loaded checkpoint: its metadata, and decoding with per-request settings."""
+    """A loaded model (PyTorch checkpoint or CTranslate2 export): its metadata, and decoding with per-request
+    settings."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", quantize: bool = False):
-        self.checkpoint = Path(checkpoint)
-        payload = load_checkpoint(self.checkpoint)
-        self.config = config_from_dict(payload["config"], source=f"{checkpoint} (stored config)")
-        self.stored_model_config = dict(payload["config"].get("model", {}))
-        self.format_version = payload["format_version"]
-        self.package_version = payload["package_version"]
-        self.parameters = count_parameters(payload["model"])
+    def __init__(self, translator: Translator, config: Config, source: Path, engine: str, description: dict[str, Any]):
+        self.translator = translator
+        self.config = config
+        self.source = source
+        self.engine = engine
+        self.description = description  # format and package versions, parameters, weight type
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "cpu", quantize: bool = False) -> TranslationService:
+        checkpoint = Path(checkpoint)
+        payload = load_checkpoint(checkpoint)
+        config = config_from_dict(payload["config"], source=f"{checkpoint} (stored config)")
+        description = {"format_version": payload["format_version"], "package_version": payload["package_version"],
+                       "parameters": count_parameters(payload["model"]), "weights": "int8" if quantize else "float32"}
         del payload
-        self.translator = Translator.from_checkpoint(self.checkpoint, device=device, quantize=quantize)
-        self.quantized = quantize
+        translator = Translator.from_checkpoint(checkpoint, device=device, quantize=quantize)
+        return cls(translator, config, checkpoint, "pytorch", description)
+
+    @classmethod
+    def from_ctranslate2(cls, folder: str | Path, device: str = "cpu") -> TranslationService:
+        from seq2seq.ctranslate2_engine import CTranslate2Translator
+
+        translator = CTranslate2Translator.from_directory(folder, device)
+        info = translator.info
+        description = {"format_version": info.get("format_version"), "package_version": info.get("package_version"),
+                       "parameters": info.get("parameters"), "weights": info.get("quantization")}
+        return cls(translator, translator.config, Path(folder), "ctranslate2", description)
 
     def decoding_for(self, request: TranslateRequest, limits: ServeLimits) -> DecodingConfig:
         """The checkpoint's defaults with the request's settings on top, checked as a config file would be."""
@@ -163,20 +180,18 @@ class TranslationService:
         return translator.translate(texts, record_attention=attention)
 
     def describe(self, limits: ServeLimits) -> dict[str, Any]:
-        model = self.stored_model_config
+        model = config_to_dict(self.config)["model"]
         return {
-            "checkpoint": self.checkpoint.name,
+            "checkpoint": self.source.name,
+            "engine": self.engine,
             "family": model.get("type", "rnn"),
             "languages": languages_of(self.config),
-            "parameters": self.parameters,
             "vocabulary": {"source": len(self.translator.src_vocab), "target": len(self.translator.tgt_vocab)},
             "model": model,
             "decoding_defaults": dataclasses.asdict(self.config.decoding),
-            "format_version": self.format_version,
-            "package_version": self.package_version,
+            **self.description,
             "server_version": __version__,
             "device": str(self.translator.device),
-            "quantized": self.quantized,
             "limits": dataclasses.asdict(limits),
         }
 

@@ -36,13 +36,17 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(checkpoint: Path, host: str, port: int, limits: ServeLimits, device: str = "cpu",
-          quantize: bool = False, log_level: str = "info") -> None:
+          quantize: bool = False, log_level: str = "info", engine: str = "pytorch") -> None:
+    """engine 'pytorch' serves a checkpoint file; 'ctranslate2' a folder written by python -m seq2seq export."""
     try:
         import uvicorn
     except ImportError:
         raise UserError('serving needs the serve extra: pip install -e ".[serve]"') from None
     sock = open_socket(host, port)  # a busy port fails before the model loads
-    service = TranslationService(checkpoint, device=device, quantize=quantize)
+    if engine == "ctranslate2":
+        service = TranslationService.from_ctranslate2(checkpoint, device=device)
+    else:
+        service = TranslationService.from_checkpoint(checkpoint, device=device, quantize=quantize)
     app = create_app(service, limits)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -50,6 +54,6 @@ def serve(checkpoint: Path, host: str, port: int, limits: ServeLimits, device: s
         print(f"warning: listening on {host}, reachable from other machines; the API has no authentication",
               file=sys.stderr)
     # the tests read this line to learn the port
-    print(f"serving {checkpoint} on http://{shown}:{bound_port}/ (API docs at /docs)", flush=True)
+    print(f"serving {checkpoint} ({engine}) on http://{shown}:{bound_port}/ (API docs at /docs)", flush=True)
     config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug", timeout_keep_alive=30)
     uvicorn.Server(config).run(sockets=[sock])
