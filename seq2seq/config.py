@@ -247,11 +247,15 @@ class TrainingConfig:
     log_every: int = doc("log training scalars every this many updates", 50)
     samples: int = doc("dev translations printed and logged at each validation", 3)
     device: str = doc("auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps", "auto")
-    amp: Literal["auto", "off", "bf16", "fp16"] = doc("mixed precision on CUDA (auto = bf16 where supported)", "auto")
+    amp: Literal["auto", "off", "bf16", "fp16"] = doc(
+        "mixed precision: auto = bf16 on GPUs that have it, else fp16, and off on CPUs; bf16 = the same on GPUs, "
+        "and bf16 on CPUs that compute it natively (AVX512-BF16 or AMX), else float32", "auto")
     threads: int = doc("CPU threads for PyTorch (0 = its default)", 0)
     max_nonfinite: int = doc("stop after this many non-finite losses or gradients in a row", 10)
     src_word_dropout: float = doc("probability of replacing each source token by <unk> in training", 0.0)
     tgt_word_dropout: float = doc("probability of replacing each target input token by <unk> in training", 0.0)
+    ema_decay: float = doc("keep an exponential moving average of the weights; validation, best.pt and the test "
+                           "scores use it (0 = off; 0.999 averages over about the last 1,000 updates)", 0.0)
 
     def check(self, check: Check) -> None:
         check(self.batch_size > 0, "training.batch_size", f"must be positive, got {self.batch_size}")
@@ -278,6 +282,7 @@ class TrainingConfig:
         for key in ("src_word_dropout", "tgt_word_dropout"):
             check(0 <= getattr(self, key) < 1, f"training.{key}", f"must be in [0, 1), got {getattr(self, key)}")
         check(self.keep_last >= 1, "training.keep_last", "must be at least 1")
+        check(0 <= self.ema_decay < 1, "training.ema_decay", f"must be in [0, 1) (0 = off), got {self.ema_decay}")
         check(0 < self.plateau_factor < 1, "training.plateau_factor", "must be in (0, 1)")
         check(self.min_lr >= 0, "training.min_lr", "must be non-negative")
         check(self.samples >= 0, "training.samples", "must be 0 or positive")

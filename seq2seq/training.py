@@ -24,6 +24,7 @@ from seq2seq.data.catalogue import ensure_files
 from seq2seq.data.corpus import Corpus, check_files_exist, data_files, load_eval_sets
 from seq2seq.data.prepare import open_training_data, prepare_training_data
 from seq2seq.distributed import World, init_world
+from seq2seq.ema import WeightAverage
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
 from seq2seq.files import atomic_write
@@ -152,11 +153,31 @@ def setup_logging(run_path: Path) -> None:
     log.propagate = False
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels here (AVX512-BF16 or AMX): about 3x float32's matrix speed."""
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe is not None and probe())
+
+
 def autocast_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype | None:
-    """Mixed precision only on CUDA: bf16 where the GPU has it, else fp16 (with a GradScaler)."""
-    if device.type != "cuda" or config.amp == "off":
+    """On CUDA, auto and bf16 are bf16 where the GPU has it, else fp16 (with a GradScaler). On a CPU only an
+    explicit bf16 turns it on, and only where the CPU computes bf16 natively: emulated bf16 is slower than float32.
+    So a config that asks for bf16 runs everywhere, at the best precision the hardware offers."""
+    if config.amp == "off":
         return None
-    if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
+    if device.type == "cpu":
+        if config.amp != "bf16":
+            return None
+        if not cpu_computes_bf16():
+            log.warning("training.amp: bf16, but this CPU has no native bf16 (AVX512-BF16 or AMX); "
+                        "training in float32")
+            return None
+        return torch.bfloat16
+    if device.type != "cuda":
+        return None
+    if config.amp == "fp16" or not torch.cuda.is_bf16_supported():
+        if config.amp == "bf16":
+            log.warning("training.amp: bf16, but this GPU has no bf16; training with fp16 autocast")
         return torch.float16
     return torch.bfloat16
 
@@ -227,6 +248,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(t, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.progress = Progress()
+        self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay else None
         if resume:
             self._restore(existing[-1])
         # DistributedDataParallel averages gradients across processes during backward
@@ -245,6 +267,9 @@ class Trainer:
         payload = load_checkpoint(path)
         state = payload["training"]
         self.model.load_state_dict(payload["model"])
+        if self.ema is not None:  # "model" holds the average, the training state the weights being trained
+            self.ema.take_from_model()
+            self.model.load_state_dict(state["trained_weights"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr.load_state_dict(state["lr"])
         self.scaler.load_state_dict(state["scaler"])
@@ -267,7 +292,11 @@ class Trainer:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
         }
-        return model_payload(self.config, self.src_vocab, self.tgt_vocab, self.model, training)
+        payload = model_payload(self.config, self.src_vocab, self.tgt_vocab, self.model, training)
+        if self.ema is not None:  # translators get the average; resuming also needs the weights being trained
+            training["trained_weights"] = payload["model"]
+            payload["model"] = self.ema.averaged_state_dict()
+        return payload
 
     def save(self) -> Path:
         """A periodic checkpoint (written by the main process); only the newest keep_last are kept."""
@@ -384,6 +413,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.progress.step += 1
+        if self.ema is not None:
+            self.ema.update(self.progress.step)
         self.progress.nonfinite_in_row = 0
         self._grad_norm, self._ratio, self._lr = float(norm), ratio, lr
         return self.world.sum(float(nll_sum)), int(tokens)
@@ -426,7 +457,8 @@ class Trainer:
             if self.world.is_main:
                 save_checkpoint(self.run_path / "best.pt", self._payload())
             return False
-        result = self.validator(self.progress.step)
+        with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
+            result = self.validator(self.progress.step)
         value = result.metric(t.valid_metric)
         higher = t.valid_metric != "loss"
         self.lr.observe(value, higher)

@@ -21,7 +21,8 @@ from seq2seq.config import Config, TrainingConfig
 from seq2seq.data.batching import make_batches
 from seq2seq.errors import UserError
 from seq2seq.loss import sequence_loss
-from seq2seq.training import LearningRate, Trainer, autocast_dtype, evaluate_tests, teacher_forcing_ratio
+from seq2seq.training import (LearningRate, Trainer, autocast_dtype, cpu_computes_bf16, evaluate_tests,
+                               teacher_forcing_ratio)
 from seq2seq.translator import Translator
 
 
@@ -87,11 +88,14 @@ def test_learning_rate_schedules() -> None:
     ("rnn", ("model.rnn=gru", "model.attention=bahdanau")),
     ("rnn", ("model.rnn=lstm", "model.attention=luong_general")),
     ("transformer", ()),
-], ids=["gru-bahdanau", "lstm-luong", "transformer"])
+    pytest.param("transformer", ("training.amp=bf16",),
+                 marks=pytest.mark.skipif(not cpu_computes_bf16(), reason="this CPU has no native bf16")),
+], ids=["gru-bahdanau", "lstm-luong", "transformer", "transformer-cpu-bf16"])
 def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, family: str, overrides: tuple[str, ...]) -> None:
     """Greedy and beam search both reach BLEU >= 90 on held-out reversal sentences."""
     config = tiny_config(reversal_data, tmp_path, *overrides, family=family)
     trainer = Trainer(config)
+    assert trainer.amp_dtype == (torch.bfloat16 if "training.amp=bf16" in overrides else None)
     trainer.train()
     translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
     for method in ("greedy", "beam"):
@@ -107,17 +111,24 @@ def short_run(data: Path, run_dir: Path, steps: int, *extra: str, family: str = 
                        "training.src_word_dropout=0.1", "training.tgt_word_dropout=0.1", *extra, family=family)
 
 
-@pytest.mark.parametrize("family", ["rnn", "transformer"])
-def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path, family: str) -> None:
-    """Dropout, word dropout, scheduled sampling and shuffling all draw randomness: resume must restore it all."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "a", 30, family=family))
+@pytest.mark.parametrize("family, extra", [("rnn", ()), ("transformer", ()),
+                                           ("transformer", ("training.ema_decay=0.9",))],
+                         ids=["rnn", "transformer", "transformer-ema"])
+def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path, family: str,
+                                           extra: tuple[str, ...]) -> None:
+    """Dropout, word dropout, scheduled sampling and shuffling all draw randomness: resume must restore it all,
+    and the weight average too."""
+    straight = Trainer(short_run(reversal_data, tmp_path / "a", 30, *extra, family=family))
     straight.train()
-    Trainer(short_run(reversal_data, tmp_path / "b", 20, family=family)).train()
-    resumed = Trainer(short_run(reversal_data, tmp_path / "b", 30, family=family), resume=True)
+    Trainer(short_run(reversal_data, tmp_path / "b", 20, *extra, family=family)).train()
+    resumed = Trainer(short_run(reversal_data, tmp_path / "b", 30, *extra, family=family), resume=True)
     assert resumed.progress.step == 20
     resumed.train()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+    if extra:
+        for a, b in zip(straight.ema.average, resumed.ema.average):
+            assert torch.equal(a, b)
     assert straight.progress.history == resumed.progress.history
 
 
@@ -241,11 +252,23 @@ def test_stopping_rules(reversal_data: Path, tmp_path: Path, overrides: tuple[st
             make_batches(trainer.train_data.src_lengths, trainer.train_data.tgt_lengths, 512, "sentences", 1, 0))
 
 
-def test_autocast_only_on_cuda() -> None:
+def test_autocast_on_cuda_and_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    import seq2seq.training as training
+
     cpu = torch.device("cpu")
-    assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is None
-    assert autocast_dtype(TrainingConfig(amp="off"), torch.device("cuda")) is None
-    assert autocast_dtype(TrainingConfig(amp="fp16"), torch.device("cuda")) is torch.float16
+    cuda = torch.device("cuda")
+    assert autocast_dtype(TrainingConfig(amp="off"), cuda) is None
+    assert autocast_dtype(TrainingConfig(amp="fp16"), cuda) is torch.float16
+    for supported, dtype in ((True, torch.bfloat16), (False, torch.float16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: supported)
+        assert autocast_dtype(TrainingConfig(amp="bf16"), cuda) is dtype
+        assert autocast_dtype(TrainingConfig(amp="auto"), cuda) is dtype
+    for amp in ("auto", "fp16", "off"):
+        assert autocast_dtype(TrainingConfig(amp=amp), cpu) is None
+    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: True)
+    assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is torch.bfloat16
+    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: False)
+    assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is None  # emulated bf16 would only be slower
 
 
 def test_missing_data_is_downloaded_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
