@@ -57,7 +57,7 @@ class Settings:
     hidden: int = 256          # JoeyNMT: per encoder direction and decoder; OpenNMT: see README
     dropout: float = 0.1
     lr: float = 1e-3
-    # clip, label smoothing and the training length cap follow seq2seq's configs/en-hi.yaml.
+    # clip, label smoothing and the training length cap follow seq2seq's configs/en-hi-gru.yaml.
     clip: float = 1.0
     label_smoothing: float = 0.1
     seed: int = 42
