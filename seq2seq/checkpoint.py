@@ -40,6 +40,18 @@ def model_payload(config: Config, src_vocab: Vocab, tgt_vocab: Vocab, model: Enc
     return payload
 
 
+def count_state_parameters(state: dict[str, Any]) -> int:
+    """Distinct tensors of a state dict (a tied embedding counts once)."""
+    seen, total = set(), 0
+    for tensor in state.values():
+        if hasattr(tensor, "numel") and tensor.is_floating_point():
+            key = (tensor.data_ptr(), tensor.numel())
+            if key not in seen:
+                seen.add(key)
+                total += tensor.numel()
+    return total
+
+
 def read_model(path: str | Path) -> tuple[Config, EncoderDecoder, Vocab, Vocab]:
     """The config, the network (on the CPU) and both vocabularies of a checkpoint file."""
     payload = load_checkpoint(Path(path))

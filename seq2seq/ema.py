@@ -44,12 +44,25 @@ class WeightAverage:
                     parameter.copy_(weights)
 
     def averaged_state_dict(self) -> dict[str, torch.Tensor]:
-        """The model's state dict with the averaged weights (copies, so later updates leave it alone)."""
+        """The model's state dict with the averaged weights (copies, so later updates leave it alone).
+
+        Names that share one tensor (tied or shared embeddings) share one copy, so the checkpoint
+        stores it once, as it stores the trained weights.
+        """
+        copies: dict[tuple, torch.Tensor] = {}
         with self.swapped_in():
-            return {name: value.clone() for name, value in self.model.state_dict().items()}
+            state = self.model.state_dict()
+            for value in state.values():
+                copies.setdefault(_storage_key(value), value.clone())
+            return {name: copies[_storage_key(value)] for name, value in state.items()}
 
     @torch.no_grad()
     def take_from_model(self) -> None:
         """Restore: the model was loaded with an averaged state dict; that becomes the average."""
         for average, parameter in zip(self.average, self.parameters):
             average.copy_(parameter)
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple:
+    return tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride())
+

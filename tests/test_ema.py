@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.checkpoint import count_state_parameters, load_checkpoint
 from seq2seq.ema import WeightAverage
 from seq2seq.evaluation import score
 from seq2seq.training import Trainer
@@ -50,7 +50,8 @@ def test_swap_restores_the_trained_weights_even_after_an_error() -> None:
 def test_checkpoints_hold_the_average_for_translation_and_the_trained_weights_for_resume(
         reversal_data: Path, tmp_path: Path) -> None:
     config = tiny_config(reversal_data, tmp_path, "training.max_steps=40", "training.valid_every=20",
-                         "training.valid_limit=5", "data.test=[]", "training.ema_decay=0.95", family="transformer")
+                         "training.valid_limit=5", "data.test=[]", "training.ema_decay=0.95", "vocab.joint=true",
+                         "model.share_embeddings=true", "model.tie_embeddings=true", family="transformer")
     trainer = Trainer(config)
     trainer.train()
     payload = load_checkpoint(trainer.run_path / "step-00000040.pt")
@@ -59,6 +60,10 @@ def test_checkpoints_hold_the_average_for_translation_and_the_trained_weights_fo
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(trained[name], value), name
     assert any(not torch.equal(trained[name], averaged[name]) for name in trained)
+    # the shared embedding is one tensor in the average too: stored once, counted once
+    shared = [name for name in averaged if name.endswith("tokens.weight")] + ["output.weight"]
+    assert len({averaged[name].data_ptr() for name in shared}) == 1, shared
+    assert count_state_parameters(averaged) == count_state_parameters(trained)
     for parameter, average in zip(trainer.ema.parameters, trainer.ema.average):
         name = next(n for n, p in trainer.model.named_parameters() if p is parameter)
         assert torch.equal(averaged[name], average), name

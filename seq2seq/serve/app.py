@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seq2seq import __version__
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.checkpoint import count_state_parameters, load_checkpoint
 from seq2seq.config import Config, DecodingConfig, config_from_dict, config_to_dict, validate
 from seq2seq.errors import UserError
 from seq2seq.serve.batcher import Batcher, QueueFull
@@ -141,7 +141,8 @@ class TranslationService:
         payload = load_checkpoint(checkpoint)
         config = config_from_dict(payload["config"], source=f"{checkpoint} (stored config)")
         description = {"format_version": payload["format_version"], "package_version": payload["package_version"],
-                       "parameters": count_parameters(payload["model"]), "weights": "int8" if quantize else "float32"}
+                       "parameters": count_state_parameters(payload["model"]),
+                       "weights": "int8" if quantize else "float32"}
         del payload
         translator = Translator.from_checkpoint(checkpoint, device=device, quantize=quantize)
         return cls(translator, config, checkpoint, "pytorch", description)
@@ -194,18 +195,6 @@ class TranslationService:
             "device": str(self.translator.device),
             "limits": dataclasses.asdict(limits),
         }
-
-
-def count_parameters(state: dict[str, Any]) -> int:
-    """Distinct tensors of a state dict (a tied embedding counts once)."""
-    seen, total = set(), 0
-    for tensor in state.values():
-        if hasattr(tensor, "numel") and tensor.is_floating_point():
-            key = (tensor.data_ptr(), tensor.numel())
-            if key not in seen:
-                seen.add(key)
-                total += tensor.numel()
-    return total
 
 
 def languages_of(config) -> dict[str, str | None]:
