@@ -26,13 +26,20 @@ SMALL = ("vocab.src_size=1000", "vocab.tgt_size=1000", "model.d_model=64", "mode
          "data.test=[]")
 
 
-def test_loss_falls_on_real_data_and_tensorboard_has_the_curves(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Trainer:
+    """The default config at a small width, 300 updates on the real data."""
     config = load_config(ROOT / "configs" / "en-hi.yaml",
-                         [f"run_dir={tmp_path}", *SMALL, "training.max_steps=300", "training.valid_every=300",
-                          "training.valid_limit=50", "training.log_every=50", "training.lr=0.003"],
-                         str(SHARED_DATA))
+                         [f"run_dir={tmp_path_factory.mktemp('runs')}", *SMALL, "training.max_steps=300",
+                          "training.valid_every=300", "training.valid_limit=50", "training.log_every=50",
+                          "training.lr=0.003"], str(SHARED_DATA))
     trainer = Trainer(config)
     trainer.train()
+    return trainer
+
+
+def test_loss_falls_on_real_data_and_tensorboard_has_the_curves(small_run: Trainer) -> None:
+    trainer = small_run
     events = EventAccumulator(str(trainer.run_path))
     events.Reload()
     losses = [event.value for event in events.Scalars("train/loss")]
@@ -42,6 +49,23 @@ def test_loss_falls_on_real_data_and_tensorboard_has_the_curves(tmp_path: Path) 
         events.Tags()["scalars"])
     assert "dev/attention" in events.Tags()["images"]
     assert any(tag.startswith("dev/samples") for tag in events.Tags()["tensors"])
+
+
+def test_ctranslate2_int8_scores_within_half_a_chrf_point_of_pytorch(small_run: Trainer, tmp_path: Path) -> None:
+    """The issue's bar for int8 export, on the real IITB dev set, greedy."""
+    pytest.importorskip("ctranslate2", reason="CTranslate2 is not installed (pip install -e '.[ctranslate2]')")
+    from seq2seq.ctranslate2_engine import CTranslate2Translator
+    from seq2seq.evaluation import score
+    from seq2seq.export import export_ctranslate2
+
+    dev = small_run.eval_sets.dev
+    export_ctranslate2(small_run.run_path / "best.pt", tmp_path / "int8", "int8")
+    engines = {"pytorch": Translator.from_checkpoint(small_run.run_path / "best.pt", device="cpu", method="greedy"),
+               "int8": CTranslate2Translator.from_directory(tmp_path / "int8", "cpu", method="greedy")}
+    chrf = {name: score([n[0].text for n in engine.translate(dev.src)], dev.tgt).chrf
+            for name, engine in engines.items()}
+    assert chrf["pytorch"] > 5, chrf  # the model translates something, so the comparison means something
+    assert abs(chrf["int8"] - chrf["pytorch"]) <= 0.5, chrf
 
 
 @pytest.mark.parametrize("name", ["en-hi", "en-hi-gru", "en-hi-lstm-luong", "en-hi-noattn"])
