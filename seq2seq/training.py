@@ -298,12 +298,16 @@ class Trainer:
             payload["model"] = self.ema.averaged_state_dict()
         return payload
 
-    def save(self) -> Path:
-        """A periodic checkpoint (written by the main process); only the newest keep_last are kept."""
+    def save(self, best: bool = False) -> Path:
+        """A periodic checkpoint (written by the main process), and best.pt from the same payload when best;
+        only the newest keep_last periodic ones are kept."""
         path = self.run_path / f"step-{self.progress.step:08d}.pt"
         if not self.world.is_main:
             return path
-        save_checkpoint(path, self._payload())
+        payload = self._payload()  # with EMA this averages and copies the weights: once per save
+        save_checkpoint(path, payload)
+        if best:
+            save_checkpoint(self.run_path / "best.pt", payload)
         for old in checkpoint_files(self.run_path)[: -self.config.training.keep_last]:
             old.unlink(missing_ok=True)
         return path
@@ -453,9 +457,7 @@ class Trainer:
         """
         t = self.config.training
         if self.validator is None:
-            path = self.save()
-            if self.world.is_main:
-                save_checkpoint(self.run_path / "best.pt", self._payload())
+            self.save(best=True)
             return False
         with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
             result = self.validator(self.progress.step)
@@ -469,9 +471,7 @@ class Trainer:
             self.progress.bad_validations += 1
         self.progress.history.append({"step": self.progress.step, "dev_loss": result.loss,
                                       "bleu": result.scores.bleu, "chrf": result.scores.chrf})
-        path = self.save()
-        if improved:
-            save_checkpoint(self.run_path / "best.pt", self._payload())
+        path = self.save(best=improved)
         log.info("step %d: dev loss %.3f  ppl %.2f  %s%s  -> %s", self.progress.step, result.loss,
                  math.exp(min(result.loss, 50.0)), result.scores.summary(), "  (best)" if improved else "", path.name)
         return bool(t.early_stopping_patience) and self.progress.bad_validations >= t.early_stopping_patience
