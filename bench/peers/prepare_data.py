@@ -13,8 +13,20 @@ Output layout under --out:
     vocab/src.txt, vocab/tgt.txt      one piece per line, in model id order
     manifest.json                     what was written, with line counts and settings
 
+With --config (e.g. configs/en-hi.yaml) the pieces are instead seq2seq's own for that config:
+the training pairs are exactly the ones seq2seq trains on (its cleaning, held-out test pairs,
+piece-length limits and upsampling, read back from its encoded-corpus cache), in the pieces of
+its SentencePiece model(s) (one joint model for en-hi.yaml, written as both spm/src.model and
+spm/tgt.model), and the evaluation sets are the config's dev and test sets, held-out ones
+included, normalised as seq2seq reads them. The first test set is written as `test`,
+`flores-dev` as `flores`, any other (e.g. the Tatoeba held-out pairs) under its own name.
+Both seq2seq caches (vocabulary and encoded corpus) are shared with `python train.py` runs
+from the repository root, and built here if missing, without training anything else.
+
 Usage:
     python bench/peers/prepare_data.py --data ../shared/data --out bench/peers/work
+    python bench/peers/prepare_data.py --data ../shared/data --out bench/peers/work-en-hi \
+        --config configs/en-hi.yaml
 """
 
 from __future__ import annotations
@@ -128,15 +140,114 @@ def encode_file(sp: spm.SentencePieceProcessor, src: Path, dest: Path) -> int:
     return n
 
 
+# ------------------------------------------------------------------- seq2seq's own mix
+REPO = Path(__file__).resolve().parents[2]
+# seq2seq's name of an evaluation set -> the split name run_peer.py reads (others keep their name)
+SPLIT_NAMES = {"iitb-dev": "dev", "iitb-test": "test", "flores-dev": "flores"}
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
+
+
+def prepare_from_config(config_path: Path, data: Path, out: Path) -> int:
+    """Write seq2seq's training pairs and evaluation sets for one config, in its pieces.
+
+    Everything that decides the data is seq2seq's own code: load_eval_sets (dev, tests and the
+    held-out pairs), prepare_training_data (cleaning, the vocabulary, the piece-length limits and
+    upsampling, cached under data.cache_dir). The encoded corpus it returns holds the ids that
+    seq2seq's batches are cut from (no BOS/EOS), so they are turned back into piece strings here.
+    """
+    import logging
+    sys.path.insert(0, str(REPO))
+    from seq2seq.config import load_config
+    from seq2seq.data.batching import EncodedCorpus
+    from seq2seq.data.corpus import check_files_exist, load_eval_sets
+    from seq2seq.data.prepare import VOCAB_FILES, prepare_training_data
+    from seq2seq.errors import UserError
+    from seq2seq.translator import clean_input
+    from seq2seq.vocab import Vocab
+
+    logging.basicConfig(level=logging.INFO, format="[prepare] %(message)s")
+    try:
+        config = load_config(config_path, data_dir=str(data))
+        # Relative cache folders are relative to the repository root, where `python train.py`
+        # runs, so the peers and seq2seq's own runs share one vocabulary and corpus cache.
+        if config.data.cache_dir and not Path(config.data.cache_dir).is_absolute():
+            config.data.cache_dir = str(REPO / config.data.cache_dir)
+        check_files_exist(config.data)
+        eval_sets = load_eval_sets(config.data, config.seed)
+        # prepare_training_data keeps vocab files already in its run folder (a resumed run),
+        # so give it an empty one: the models always come from this config's cache.
+        run_path = out / "seq2seq"
+        shutil.rmtree(run_path, ignore_errors=True)
+        run_path.mkdir(parents=True)
+        corpus_dir = prepare_training_data(config, eval_sets, run_path)
+    except UserError as e:
+        print(f"prepare_data: error: {e}", file=sys.stderr)
+        return 2
+
+    for sub in ("spm", "pieces", "raw", "vocab"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    vocabs = {}
+    for side, lang in (("src", SRC_LANG), ("tgt", TGT_LANG)):
+        model = out / "spm" / f"{side}.model"
+        shutil.copyfile(run_path / VOCAB_FILES[side], model)
+        vocabs[lang] = Vocab(model.read_bytes())
+        write_vocab(spm.SentencePieceProcessor(model_file=str(model)), out / "vocab" / f"{side}.txt")
+    joint = (out / "spm" / "src.model").read_bytes() == (out / "spm" / "tgt.model").read_bytes()
+    manifest = {"data": str(data.resolve()), "config": str(config_path), "seed": config.seed,
+                "joint_vocab": joint, "seq2seq_corpus_cache": str(corpus_dir),
+                "cleaning": json.loads((corpus_dir / "report.json").read_text()),
+                "vocab_size_src": len(vocabs[SRC_LANG]), "vocab_size_tgt": len(vocabs[TGT_LANG]),
+                "splits": {}, "files": {}}
+
+    def record(dest: Path, rows: list[list[str]]) -> None:
+        write_lines(dest, [" ".join(r) for r in rows])
+        manifest["files"][str(dest.relative_to(out))] = {"lines": len(rows), "pieces": sum(map(len, rows))}
+        print(f"[prepare] {dest}: {len(rows)} lines, {sum(map(len, rows))} pieces")
+
+    corpus = EncodedCorpus.open(corpus_dir)
+    for lang, rows in ((SRC_LANG, corpus.src), (TGT_LANG, corpus.tgt)):
+        vocab = vocabs[lang]
+        record(out / "pieces" / f"train.{lang}", [vocab.pieces(rows(i).tolist()) for i in range(len(corpus))])
+
+    evals = ([eval_sets.dev] if eval_sets.dev is not None else []) + eval_sets.tests
+    for corpus_set in evals:
+        split = SPLIT_NAMES.get(corpus_set.name, corpus_set.name)
+        if eval_sets.tests and corpus_set is eval_sets.tests[0]:
+            split = "test"  # run_peer.py's main test set is always `test`
+        manifest["splits"][split] = corpus_set.name
+        for lang, lines in ((SRC_LANG, corpus_set.src), (TGT_LANG, corpus_set.tgt)):
+            # the source as seq2seq's Translator cleans it; both sides as its scorer sees them
+            texts = [clean_input(line) for line in lines] if lang == SRC_LANG else lines
+            vocab = vocabs[lang]
+            record(out / "pieces" / f"{split}.{lang}", [vocab.pieces(ids) for ids in vocab.encode(texts)])
+            write_lines(out / "raw" / f"{split}.{lang}", lines)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"[prepare] wrote {out / 'manifest.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="shared data dir holding en-hi/{train,dev,test}.{en,hi}")
     ap.add_argument("--out", required=True, help="output dir, e.g. bench/peers/work")
     ap.add_argument("--spm-src", help="existing English SentencePiece .model to reuse")
     ap.add_argument("--spm-tgt", help="existing Hindi SentencePiece .model to reuse")
+    ap.add_argument("--config", help="a seq2seq config (e.g. configs/en-hi.yaml): write seq2seq's own "
+                                     "training mix, evaluation sets and pieces for it instead")
     args = ap.parse_args(argv)
 
     data, out = Path(args.data), Path(args.out)
+    if args.config:
+        if args.spm_src or args.spm_tgt:
+            print("prepare_data: error: --config uses the config's own SentencePiece models; "
+                  "drop --spm-src/--spm-tgt", file=sys.stderr)
+            return 2
+        return prepare_from_config(Path(args.config), data, out)
     try:
         check_inputs(data)
         for sub in ("spm", "pieces", "raw", "vocab"):
