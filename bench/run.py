@@ -3,6 +3,7 @@
     bash bench/peers/setup.sh                                 # once: the peers' environments
     python bench/run.py --out bench/results/suite.json         # 30 minutes of training per system
     python bench/run.py --skip-quality                         # speed and memory only (2-minute budgets)
+    python bench/run.py --recipe transformer --threads 2 --out bench/results/suite-transformer.json
 
 Every system trains the matched model (emb 256, biGRU encoder 256 per direction, GRU decoder
 256, Bahdanau attention, dropout 0.1, Adam 1e-3, ~64-sentence batches) on the same
@@ -11,6 +12,13 @@ IITB test set (and FLORES-200 dev) greedy and with beam 5, batch 64, at most 200
 repeated 4-gram of pieces (every system has the option; seq2seq has it on by default).
 seq2seq runs through bench/speed.py and each peer through bench/peers/run_peer.py, each in
 its own processes so that peak RSS is its own, never two at once, so they never share the CPU.
+
+With --recipe transformer the comparison is each system's Transformer instead: seq2seq's default
+configs/en-hi.yaml, trained by `python train.py` (through bench/quality.py, which also scores its
+best checkpoint on IITB dev), against each peer's Transformer with the same shape and recipe
+(run_peer.py --model transformer), all on seq2seq's own training mix and pieces
+(prepare_data.py --config configs/en-hi.yaml, in bench/peers/work-en-hi). The table holds the
+beam-5 quality on IITB test, FLORES-200 dev, the Tatoeba held-out pairs and IITB dev.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench" / "peers"))  # run_peer.py is a script, not a package
 
-from run_peer import PEERS, Settings
+from run_peer import PEERS, TEMPLATES, Settings
 
 # The matched model's ~64-sentence batches; run_peer.py's own JoeyNMT default (1500 tokens) holds ~24.
 JOEYNMT_BATCH = ("sentence", "64")
@@ -37,6 +45,12 @@ SPEED_LIMIT = 500
 # also reports at least as often as it saves, since only reported updates are counted.
 OPENNMT_SAVE_EVERY = {"quality": 100, "speed": 20}
 MISSING = "—"
+RECIPES = ("matched", "transformer")
+# The seq2seq config of the Transformer recipe, and the peers that have a Transformer template.
+TRANSFORMER_CONFIG = "configs/en-hi.yaml"
+TRANSFORMER_PEERS = tuple(peer for peer, model in TEMPLATES if model == "transformer")
+# seq2seq's evaluation-set names -> the key prefix of run_peer.py's JSON line.
+SEQ2SEQ_SETS = {"iitb-test": "", "flores-dev": "flores_", "tatoeba": "tatoeba_", "iitb-dev": "dev_"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,15 @@ ROWS = (
     Row("target tokens per update", "train_tgt_tokens_per_step", "", 0),
 )
 
+# The Transformer recipe's table: beam-5 quality on every set (seq2seq scores only its beam search).
+TRANSFORMER_ROWS = tuple(
+    Row(f"{metric}, {label}, beam 5", f"{prefix}beam5_{key}", better, digits, quality=True)
+    for prefix, label in (("", "IITB test"), ("flores_", "FLORES-200 dev"), ("tatoeba_", "Tatoeba held-out"),
+                          ("dev_", "IITB dev"))
+    for metric, key, better, digits in (("BLEU", "bleu", "higher", 2), ("chrF", "chrf", "higher", 2),
+                                        ("length ratio", "len_ratio", "near 1", 3))
+) + (Row("parameters", "params", "", 0), Row("updates (seq2seq: of its best checkpoint)", "train_steps", "", 0))
+
 
 # ------------------------------------------------------------------ the table (pure functions)
 def number(value: object, digits: int) -> str:
@@ -101,7 +124,7 @@ def column_name(name: str, result: dict) -> str:
     return f"{name} {result['version']}" if result.get("version") else name
 
 
-def markdown_table(results: dict[str, dict], quality: bool) -> str:
+def markdown_table(results: dict[str, dict], quality: bool, rows: tuple[Row, ...] = ROWS) -> str:
     """Rows are figures; columns are each system, then seq2seq / peer for every peer.
 
     `results` maps a system to its JSON line (bench/speed.py or run_peer.py); seq2seq comes
@@ -111,7 +134,7 @@ def markdown_table(results: dict[str, dict], quality: bool) -> str:
     peers = names[1:]
     header = ["figure", "better"] + [column_name(n, results[n]) for n in names] + [f"seq2seq / {p}" for p in peers]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-    for row in ROWS:
+    for row in rows:
         if row.quality and not quality:
             continue
         values = [results[n].get(row.key if n == names[0] else row.peer_key or row.key) for n in names]
@@ -151,6 +174,20 @@ def footer(results: dict[str, dict], machine: dict, quality: bool) -> list[str]:
     return lines
 
 
+def transformer_footer(results: dict[str, dict], machine: dict) -> list[str]:
+    """What the Transformer recipe's table cannot say: the machine, the recipe, which checkpoints, failures."""
+    lines = [
+        f"{machine['date']}, {machine['cpu']}, threads: {machine['threads']}; {machine['budget_s']:.0f} s of "
+        f"training per system; every system: {TRANSFORMER_CONFIG}'s Transformer recipe and training mix, in its "
+        "pieces (bench/peers/prepare_data.py --config). Beam 5, GNMT length penalty alpha 2.0, at most 200 pieces, "
+        "no 4-gram of pieces twice in one output. seq2seq decodes its best checkpoint on IITB dev chrF "
+        "(validated every 500 updates and at the end; the 0.995 moving average of the weights), each peer its last "
+        "saved checkpoint (OpenNMT: the same moving average)."]
+    lines += [f"{name}: {result.get('error') or result['skipped']}" for name, result in results.items()
+              if "error" in result or "skipped" in result]
+    return lines
+
+
 # --------------------------------------------------------------------------------- running
 def cpu_model() -> str:
     try:
@@ -162,8 +199,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_system(name: str, cmd: list[str]) -> dict:
-    """Run one system's script, echoing its progress; its last stdout line is its JSON result."""
+def run_system(name: str, cmd: list[str], json_line: bool = True) -> dict:
+    """Run one system's script, echoing its progress; its last stdout line is its JSON result.
+
+    Without `json_line` the script writes its result elsewhere, and success gives an empty dict.
+    """
     print(f"\n[run] {name}: {' '.join(cmd)}", flush=True)
     last = ""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
@@ -172,22 +212,63 @@ def run_system(name: str, cmd: list[str]) -> dict:
                 last = line
             else:
                 print(line, end="", flush=True)
-    if proc.returncode != 0 or not last:
+    if proc.returncode != 0 or (json_line and not last):
         return {"error": f"failed (exit status {proc.returncode}); see the log lines above"}
-    return json.loads(last)
+    return json.loads(last) if json_line else {}
 
 
-def ensure_pieces(data: Path, work: Path) -> bool:
-    """Every system reads prepare_data.py's pieces; make them once on a fresh machine (False if that failed)."""
+def ensure_pieces(data: Path, work: Path, config: str | None = None) -> bool:
+    """Every system reads prepare_data.py's pieces; make them once on a fresh machine (False if that failed).
+
+    With a seq2seq config they are that config's own training mix and pieces (prepare_data.py --config).
+    """
     if (work / "manifest.json").is_file():
         return True
     cmd = [sys.executable, str(ROOT / "bench" / "peers" / "prepare_data.py"), "--data", str(data), "--out", str(work)]
+    if config:
+        cmd += ["--config", config]
     print(f"[run] no {work / 'manifest.json'}: preparing the shared pieces", flush=True)
     return subprocess.run(cmd, check=False).returncode == 0
 
 
+def transformer_commands(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The Transformer recipe: seq2seq's default config through bench/quality.py, then each peer's Transformer."""
+    variant = "bench=" + (f"training.threads={args.threads}" if args.threads else "")
+    runs = {"seq2seq": [sys.executable, str(ROOT / "bench" / "quality.py"), "--config", TRANSFORMER_CONFIG,
+                        "--data-dir", str(args.data), "--budget", f"{args.budget:g}s", "--variant", variant,
+                        "--out", str(args.work / "seq2seq-transformer.json")]}
+    shared = ["--model", "transformer", "--budget", str(args.budget), "--work", str(args.work)]
+    if args.limit:
+        shared += ["--limit", str(args.limit)]
+    if args.threads:
+        shared += ["--threads", str(args.threads)]
+    save_every = args.opennmt_save_every or OPENNMT_SAVE_EVERY["quality"]
+    own = {"opennmt": ["--save-every", str(save_every), "--log-every", str(min(Settings.log_every, save_every))]}
+    for peer in args.peers:
+        runs[peer] = [sys.executable, str(ROOT / "bench" / "peers" / "run_peer.py"), "--peer", peer, *shared,
+                      *own.get(peer, [])]
+    return runs
+
+
+def seq2seq_transformer_result(path: Path) -> dict:
+    """bench/quality.py's scores of seq2seq's best checkpoint, under run_peer.py's JSON keys."""
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))["results"][0]
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        return {"error": f"no seq2seq result in {path} ({error})"}
+    result = {"version": "", "train_steps": run["updates"]}
+    for name, prefix in SEQ2SEQ_SETS.items():
+        scores = run["scores"].get(name)
+        if scores:
+            result.update({f"{prefix}beam5_bleu": scores["bleu"], f"{prefix}beam5_chrf": scores["chrf"],
+                           f"{prefix}beam5_len_ratio": scores["length_ratio"]})
+    return result
+
+
 def commands(args: argparse.Namespace) -> dict[str, list[str]]:
     """The command of every system, seq2seq first."""
+    if args.recipe == "transformer":
+        return transformer_commands(args)
     mode = "speed" if args.skip_quality else "quality"
     shared = ["--budget", str(args.speed_budget if args.skip_quality else args.budget), "--work", str(args.work)]
     if args.limit:
@@ -208,6 +289,9 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", choices=RECIPES, default="matched",
+                        help="matched: the matched GRU model everywhere; transformer: seq2seq's default "
+                             f"{TRANSFORMER_CONFIG} against each peer's Transformer with the same recipe")
     parser.add_argument("--budget", type=float, default=1800.0,
                         help="training wall-clock seconds per system for the quality run (default: 30 minutes)")
     parser.add_argument("--skip-quality", action="store_true",
@@ -215,19 +299,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--speed-budget", type=float, default=120.0, help="training seconds with --skip-quality")
     parser.add_argument("--limit", type=int,
                         help=f"decode only the first N sentences of each set (default: all; {SPEED_LIMIT} with --skip-quality)")
-    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to run ('' for none)")
+    parser.add_argument("--peers", help="comma-separated peers to run ('' for none; default: every peer, "
+                                         f"or those with a Transformer: {','.join(TRANSFORMER_PEERS)})")
     parser.add_argument("--out", type=Path, help="also save every result and the table to this JSON file")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder holding en-hi/")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "peers" / "work",
-                        help="the shared pieces (prepare_data.py --out) and every system's run folder")
+    parser.add_argument("--work", type=Path,
+                        help="the shared pieces (prepare_data.py --out) and every system's run folder "
+                             "(default: bench/peers/work, or bench/peers/work-en-hi for --recipe transformer)")
     parser.add_argument("--threads", type=int, help="OMP/MKL threads for every system (default: torch's own choice)")
     parser.add_argument("--opennmt-save-every", type=int,
                         help="OpenNMT checkpoint interval in updates (default: 100, or 20 with --skip-quality)")
     args = parser.parse_args(argv)
+    transformer = args.recipe == "transformer"
+    known = TRANSFORMER_PEERS if transformer else PEERS
+    if args.peers is None:
+        args.peers = ",".join(known)
     peers = [p for p in args.peers.split(",") if p]
-    unknown = [p for p in peers if p not in PEERS]
+    unknown = [p for p in peers if p not in known]
     if unknown:
-        parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEERS)})")
+        parser.error(f"--peers: {', '.join(unknown)} not available for --recipe {args.recipe} "
+                     f"(available: {', '.join(known)})")
+    if transformer and args.skip_quality:
+        parser.error("--skip-quality is for the matched recipe; the Transformer recipe compares quality")
+    if args.work is None:
+        args.work = ROOT / "bench" / "peers" / ("work-en-hi" if transformer else "work")
     if min(args.budget, args.speed_budget) <= 0:
         parser.error("--budget and --speed-budget must be > 0 seconds")
     args.peers = peers
@@ -239,10 +334,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not ensure_pieces(args.data, args.work):
+    transformer = args.recipe == "transformer"
+    if not ensure_pieces(args.data, args.work, TRANSFORMER_CONFIG if transformer else None):
         return 1
     cmds = commands(args)
-    results = {"seq2seq": run_system("seq2seq", cmds["seq2seq"])}
+    if transformer:
+        out = Path(cmds["seq2seq"][-1])  # quality.py prints no JSON line: its result is its --out file
+        out.unlink(missing_ok=True)
+        ours = run_system("seq2seq", cmds["seq2seq"], json_line=False)
+        results = {"seq2seq": ours if "error" in ours else seq2seq_transformer_result(out)}
+    else:
+        results = {"seq2seq": run_system("seq2seq", cmds["seq2seq"])}
     for peer in args.peers:
         env = Settings(peer=peer, budget=0, work=args.work).env_bin.parent
         if (env / "bin" / "python").exists():
@@ -255,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
                "threads": ours.get("threads", args.threads or "default"), "torch": ours.get("torch_version", "?"),
                "budget_s": args.speed_budget if args.skip_quality else args.budget}
     quality = not args.skip_quality
-    report = "\n".join([markdown_table(results, quality), "", *footer(results, machine, quality)])
+    if transformer:
+        report = "\n".join([markdown_table(results, True, TRANSFORMER_ROWS), "", *transformer_footer(results, machine)])
+    else:
+        report = "\n".join([markdown_table(results, quality), "", *footer(results, machine, quality)])
     print("\n" + report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

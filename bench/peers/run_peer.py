@@ -1,16 +1,24 @@
 """Train and evaluate one peer toolkit (JoeyNMT or OpenNMT-py) on the prepared pieces.
 
-The model is the matched GRU model (emb 256, biGRU encoder, GRU decoder 256, Bahdanau
-attention, dropout 0.1, Adam 1e-3 constant). Training runs for a wall-clock budget: the
-process is sent SIGINT when the budget is spent, and the last checkpoint it saved is
-decoded (greedy and beam 5, batch 64) on the IITB test set and on FLORES-200 dev. One
-JSON line with speed, memory and quality figures is printed and written to <work>/<peer>.json.
+Two models (--model):
+  gru          the matched GRU model (emb 256, biGRU encoder, GRU decoder 256, Bahdanau
+               attention, dropout 0.1, Adam 1e-3 constant), on prepare_data.py's default pieces
+  transformer  the peer's Transformer with seq2seq's default recipe (configs/en-hi.yaml: pre-norm
+               3+3 layers, d_model 256, 4 heads, ff 1024, shared embeddings, noam 2e-3 peak after 400
+               warm-up steps, 2000-token batches, a 0.995 weight average), on the pieces of
+               prepare_data.py --config configs/en-hi.yaml (OpenNMT-py only for now)
+Training runs for a wall-clock budget: the process is sent SIGINT when the budget is spent,
+and the last checkpoint it saved is decoded (greedy and beam 5, batch 64) on each evaluation
+set (--eval-sets: the IITB test set and FLORES-200 dev; for the Transformer also the Tatoeba
+held-out pairs and IITB dev). One JSON line with speed, memory and quality figures is printed
+and written to <work>/<peer>.json (<work>/<peer>-transformer.json).
 
 Run it with any Python that has sentencepiece and sacrebleu (both peer envs do); the peer
 itself runs from bench/peers/envs/<peer>. Prepare the data first (prepare_data.py).
 
     python bench/peers/run_peer.py --peer joeynmt --budget 3600
     python bench/peers/run_peer.py --peer opennmt --budget 120 --limit 200   # smoke run
+    python bench/peers/run_peer.py --peer opennmt --model transformer --budget 1800
 """
 
 from __future__ import annotations
@@ -35,6 +43,16 @@ import sentencepiece as spm
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("joeynmt", "opennmt")
+MODELS = ("gru", "transformer")
+# Which models each peer has a template for.
+TEMPLATES = {("joeynmt", "gru"): "joeynmt.yaml.in", ("opennmt", "gru"): "opennmt.yaml.in",
+             ("opennmt", "transformer"): "opennmt-transformer.yaml.in"}
+# Evaluation sets decoded by default (each only if prepare_data.py wrote it; `test` always).
+# The Transformer recipe adds IITB dev, on which "each peer's best recipe" is chosen, and the
+# Tatoeba held-out pairs that prepare_data.py --config writes.
+EVAL_SETS = {"gru": ("test", "flores"), "transformer": ("test", "flores", "tatoeba", "dev")}
+# The prefix of each set's keys in the JSON line; the IITB test set keeps the bare names.
+PREFIXES = {"test": ""}
 VERSIONS = {"joeynmt": "2.3.0", "opennmt": "3.5.1"}
 BEAMS = {"greedy": 1, "beam5": 5}
 MB = 1024 * 1024
@@ -52,6 +70,7 @@ class Settings:
     peer: str
     budget: float
     work: Path
+    model: str = "gru"
     limit: int | None = None
     emb: int = 256
     hidden: int = 256          # JoeyNMT: per encoder direction and decoder; OpenNMT: see README
@@ -80,11 +99,40 @@ class Settings:
     joeynmt_dev_sents: int = 32  # dev pairs per JoeyNMT validation (see JoeyNMT.write_dev)
     grace: float = 120.0       # seconds a peer may take to save and exit after SIGINT
     threads: int | None = None
-    flores: bool = True        # also decode and score FLORES-200 dev, when prepare_data.py wrote it
+    flores: bool = True        # bench/speed.py's switch for FLORES-200 dev; here it is part of eval_sets
+    eval_sets: tuple[str, ...] = EVAL_SETS["gru"]  # decoded when prepare_data.py wrote them
+    # The Transformer recipe: seq2seq's configs/en-hi.yaml (model, training and decoding sections).
+    layers: int = 3            # encoder and decoder each
+    d_model: int = 256
+    heads: int = 4
+    ff_size: int = 1024
+    attention_dropout: float = 0.0
+    peak_lr: float = 2e-3      # reached at the end of the linear warm-up, then inverse-sqrt decay
+    warmup_steps: int = 400
+    adam_beta2: float = 0.98
+    batch_tokens: int = 2000   # padded max(src, tgt) length x sentences, as seq2seq counts them
+    ema_decay: float = 0.995   # seq2seq's training.ema_decay; OpenNMT's average_decay is 1 - this
+    transformer_beam_alpha: float = 2.0  # seq2seq's decoding.length_penalty (GNMT alpha) in en-hi.yaml
+
+    @property
+    def tag(self) -> str:
+        """The run's name: the peer, with the model unless it is the matched GRU."""
+        return self.peer if self.model == "gru" else f"{self.peer}-{self.model}"
 
     @property
     def run_dir(self) -> Path:
-        return self.work / "runs" / self.peer
+        return self.work / "runs" / self.tag
+
+    @property
+    def noam_lr(self) -> float:
+        """OpenNMT's learning_rate for decay_method noam that peaks at peak_lr.
+
+        noam (onmt/utils/optimizers.py): lr = learning_rate * d_model^-0.5 *
+        min(step^-0.5, step * warmup^-1.5), which at step = warmup is learning_rate /
+        sqrt(d_model * warmup). Before it the rate rises linearly and after it falls as
+        step^-0.5, as seq2seq's inverse_sqrt schedule does.
+        """
+        return self.peak_lr * (self.d_model * self.warmup_steps) ** 0.5
 
     @property
     def env_bin(self) -> Path:
@@ -257,6 +305,7 @@ class Peer:
         return env
 
     def fill(self, template: str, **values) -> str:
+        """The template with every ${...} field filled (a missing value raises KeyError)."""
         text = (HERE / template).read_text(encoding="utf-8")
         return Template(text).substitute(**values)
 
@@ -372,11 +421,13 @@ class OpenNMT(Peer):
         # OpenNMT adds its own specials (<unk> <blank> <s> </s>); drop SentencePiece's so
         # both sides keep exactly 8000 entries.
         specials = {"<pad>", "<unk>", "<s>", "</s>"}
+        kept = {}
         for side, dest in (("src", "vocab.src"), ("tgt", "vocab.tgt")):
             pieces = (self.vocab / f"{side}.txt").read_text(encoding="utf-8").splitlines()
-            kept = [p for p in pieces if p not in specials]
-            (self.run_dir / dest).write_text("\n".join(kept) + "\n", encoding="utf-8")
-        self.vocab_size = len(kept) + len(specials)
+            kept[side] = [p for p in pieces if p not in specials]
+            (self.run_dir / dest).write_text("\n".join(kept[side]) + "\n", encoding="utf-8")
+        self.vocab_src, self.vocab_tgt = kept["src"], kept["tgt"]
+        self.vocab_size = len(kept["tgt"]) + len(specials)
 
     def train_cmd(self) -> list[str]:
         s = self.s
@@ -385,13 +436,22 @@ class OpenNMT(Peer):
         # Each DataLoader worker reads every k-th example into its own bucket, so a bucket
         # holding the whole corpus is n_train / workers per worker.
         bucket_size = -(-n_train // max(1, s.opennmt_workers))
-        text = self.fill(
-            "opennmt.yaml.in", run_dir=self.run_dir, seed=s.seed, pieces=self.pieces,
-            vocab_size=self.vocab_size, max_train_len=s.max_train_len, emb=s.emb,
-            hidden=s.hidden, dropout=s.dropout, lr=s.lr, clip=s.clip,
-            label_smoothing=s.label_smoothing,
-            batch_size=s.opennmt_batch_size, bucket_size=bucket_size,
-            num_workers=s.opennmt_workers, log_every=s.log_every, save_every=s.save_every)
+        shared = dict(run_dir=self.run_dir, seed=s.seed, pieces=self.pieces, vocab_size=self.vocab_size,
+                      max_train_len=s.max_train_len, dropout=s.dropout, clip=s.clip,
+                      label_smoothing=s.label_smoothing, bucket_size=bucket_size,
+                      num_workers=s.opennmt_workers, log_every=s.log_every, save_every=s.save_every)
+        if s.model == "transformer":
+            if self.vocab_src != self.vocab_tgt:
+                raise PeerError(f"the Transformer shares one vocabulary and its embeddings, but {self.vocab} "
+                                "holds two: prepare the pieces with prepare_data.py --config configs/en-hi.yaml")
+            text = self.fill(
+                TEMPLATES[s.peer, s.model], **shared, layers=s.layers, d_model=s.d_model, heads=s.heads,
+                ff_size=s.ff_size, attention_dropout=s.attention_dropout, lr=f"{s.noam_lr:.6g}",
+                warmup_steps=s.warmup_steps, adam_beta2=s.adam_beta2, batch_size=s.batch_tokens,
+                average_decay=f"{1 - s.ema_decay:.6g}")
+        else:
+            text = self.fill(TEMPLATES[s.peer, s.model], **shared, emb=s.emb, hidden=s.hidden, lr=s.lr,
+                             batch_size=s.opennmt_batch_size)
         cfg = self.run_dir / "opennmt.yaml"
         cfg.write_text(text, encoding="utf-8")
         return [str(self.s.env_bin / "onmt_train"), "-config", str(cfg)]
@@ -524,14 +584,19 @@ def decode_set(peer: Peer, s: Settings, env: dict, sp: spm.SentencePieceProcesso
 
 
 def check_ready(s: Settings) -> None:
+    if (s.peer, s.model) not in TEMPLATES:
+        raise PeerError(f"no {s.model} template for {s.peer} yet (have: "
+                        f"{', '.join(f'{p} {m}' for p, m in TEMPLATES)})")
     exe = s.env_bin / "python"
     if not exe.exists():
         raise PeerError(f"no env for {s.peer} at {exe.parent.parent}: run bash bench/peers/setup.sh {s.peer}")
+    prepare = f"bench/peers/prepare_data.py --out {s.work}" + (" --config configs/en-hi.yaml"
+                                                              if s.model == "transformer" else "")
     for rel in ("pieces/train.en", "pieces/train.hi", "pieces/dev.en", "pieces/dev.hi",
                 "pieces/test.en", "raw/test.hi",
                 "vocab/src.txt", "vocab/tgt.txt", "spm/tgt.model"):
         if not (s.work / rel).exists():
-            raise PeerError(f"missing {s.work / rel}: run bench/peers/prepare_data.py --out {s.work} first")
+            raise PeerError(f"missing {s.work / rel}: run {prepare} first")
 
 
 def run(s: Settings) -> dict:
@@ -555,7 +620,7 @@ def run(s: Settings) -> dict:
     print(f"[run_peer] step {stats.steps}, checkpoint {ckpt.name} (step {stats.ckpt_step})", flush=True)
 
     result = {
-        "peer": s.peer, "version": VERSIONS[s.peer], "budget_s": s.budget,
+        "peer": s.peer, "model": s.model, "version": VERSIONS[s.peer], "budget_s": s.budget,
         "params": stats.params, "train_steps": stats.steps, "ckpt_step": stats.ckpt_step,
         "train_tgt_tokens": stats.tgt_tokens, "train_seconds": round(stats.seconds, 2),
         "train_valid_s": round(stats.valid_s, 2),
@@ -569,20 +634,30 @@ def run(s: Settings) -> dict:
     }
 
     sp = spm.SentencePieceProcessor(model_file=str(s.work / "spm" / "tgt.model"))
-    result.update(decode_set(peer, s, env, sp, "test", ""))
-    if s.flores and (s.work / "pieces" / "flores.en").exists():
-        result.update(decode_set(peer, s, env, sp, "flores", "flores_"))
-    elif s.flores:
-        print(f"[run_peer] no {s.work / 'pieces' / 'flores.en'}: FLORES-200 dev skipped "
-              "(python -m seq2seq download flores200, then prepare_data.py again)", flush=True)
-    result["settings"] = {"emb": s.emb, "hidden": s.hidden, "dropout": s.dropout, "lr": s.lr,
+    for split in s.eval_sets:
+        if split == "test" or (s.work / "pieces" / f"{split}.en").exists():
+            result.update(decode_set(peer, s, env, sp, split, PREFIXES.get(split, f"{split}_")))
+        else:
+            hint = {"flores": " (python -m seq2seq download flores200, then prepare_data.py again)",
+                    "tatoeba": " (written by prepare_data.py --config configs/en-hi.yaml)"}.get(split, "")
+            print(f"[run_peer] no {s.work / 'pieces' / f'{split}.en'}: {split} skipped{hint}", flush=True)
+    result["settings"] = {"model": s.model, "dropout": s.dropout,
                           "clip": s.clip, "label_smoothing": s.label_smoothing,
                           "max_train_len": s.max_train_len,
                           "max_output_len": s.max_output_len, "decode_batch": s.decode_batch,
                           "beam_alpha": s.beam_alpha, "no_repeat_ngram": s.no_repeat_ngram,
-                          "seed": s.seed, "threads": s.threads,
-                          "batch": (f"{s.joeynmt_batch_type}:{s.joeynmt_batch_size}" if s.peer == "joeynmt"
-                                    else f"sents:{s.opennmt_batch_size}")}
+                          "seed": s.seed, "threads": s.threads}
+    if s.model == "transformer":
+        result["settings"].update({
+            "layers": s.layers, "d_model": s.d_model, "heads": s.heads, "ff_size": s.ff_size,
+            "attention_dropout": s.attention_dropout, "peak_lr": s.peak_lr, "noam_learning_rate": s.noam_lr,
+            "warmup_steps": s.warmup_steps, "adam_betas": [0.9, s.adam_beta2], "ema_decay": s.ema_decay,
+            "batch": f"tokens:{s.batch_tokens}"})
+    else:
+        result["settings"].update({
+            "emb": s.emb, "hidden": s.hidden, "lr": s.lr,
+            "batch": (f"{s.joeynmt_batch_type}:{s.joeynmt_batch_size}" if s.peer == "joeynmt"
+                      else f"sents:{s.opennmt_batch_size}")})
     return result
 
 
@@ -590,16 +665,24 @@ def parse_args(argv: list[str] | None) -> Settings:
     d = Settings(peer="", budget=0, work=Path())
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer", required=True, choices=PEERS)
+    ap.add_argument("--model", choices=MODELS, default="gru",
+                    help="gru: the matched GRU model; transformer: the peer's Transformer with "
+                         "seq2seq's configs/en-hi.yaml recipe (OpenNMT-py only)")
     ap.add_argument("--budget", type=float, required=True, help="training wall-clock seconds")
-    ap.add_argument("--work", type=Path, default=HERE / "work", help="prepare_data.py --out dir")
+    ap.add_argument("--work", type=Path, help="prepare_data.py --out dir (default: bench/peers/work, "
+                                              "or bench/peers/work-en-hi for --model transformer)")
     ap.add_argument("--limit", type=int, help="decode only the first N sentences of each evaluation set")
-    ap.add_argument("--skip-flores", action="store_true", help="decode the IITB test set only")
+    ap.add_argument("--eval-sets", help="comma-separated sets to decode, each where prepared (default: "
+                                        + "; ".join(f"{m}: {','.join(v)}" for m, v in EVAL_SETS.items()) + ")")
+    ap.add_argument("--skip-flores", action="store_true", help="leave FLORES-200 dev out of the evaluation sets")
     ap.add_argument("--hidden", type=int, default=d.hidden)
     ap.add_argument("--max-output-len", type=int, default=d.max_output_len)
     ap.add_argument("--max-train-len", type=int, default=d.max_train_len)
     ap.add_argument("--clip", type=float, default=d.clip, help="gradient-norm clipping")
     ap.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    ap.add_argument("--beam-alpha", type=float, default=d.beam_alpha)
+    ap.add_argument("--beam-alpha", type=float,
+                    help=f"GNMT length penalty alpha (default: {d.beam_alpha} for gru, "
+                         f"{d.transformer_beam_alpha} for transformer, seq2seq's en-hi.yaml)")
     ap.add_argument("--joeynmt-batch-type", choices=("token", "sentence"), default=d.joeynmt_batch_type)
     ap.add_argument("--joeynmt-batch-size", type=int, default=d.joeynmt_batch_size)
     ap.add_argument("--opennmt-workers", type=int, default=d.opennmt_workers)
@@ -611,13 +694,21 @@ def parse_args(argv: list[str] | None) -> Settings:
     a = ap.parse_args(argv)
     if a.budget <= 0:
         ap.error("--budget must be > 0 seconds")
-    return Settings(peer=a.peer, budget=a.budget, work=a.work, limit=a.limit, hidden=a.hidden,
+    work = a.work or HERE / ("work-en-hi" if a.model == "transformer" else "work")
+    eval_sets = tuple(x for x in a.eval_sets.split(",") if x) if a.eval_sets else EVAL_SETS[a.model]
+    if "test" not in eval_sets:
+        eval_sets = ("test", *eval_sets)  # the speed figures are the IITB test set's
+    if a.skip_flores:
+        eval_sets = tuple(x for x in eval_sets if x != "flores")
+    if a.beam_alpha is None:
+        a.beam_alpha = d.transformer_beam_alpha if a.model == "transformer" else d.beam_alpha
+    return Settings(peer=a.peer, budget=a.budget, work=work, model=a.model, limit=a.limit, hidden=a.hidden,
                     max_output_len=a.max_output_len, max_train_len=a.max_train_len,
                     clip=a.clip, label_smoothing=a.label_smoothing,
                     beam_alpha=a.beam_alpha, joeynmt_batch_type=a.joeynmt_batch_type,
                     joeynmt_batch_size=a.joeynmt_batch_size, opennmt_workers=a.opennmt_workers,
                     log_every=a.log_every, save_every=a.save_every, threads=a.threads,
-                    flores=not a.skip_flores)
+                    eval_sets=eval_sets, flores="flores" in eval_sets)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -628,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_peer: error: {e}", file=sys.stderr)
         return 1
     line = json.dumps(result, ensure_ascii=False)
-    (s.work / f"{s.peer}.json").write_text(line + "\n", encoding="utf-8")
+    (s.work / f"{s.tag}.json").write_text(line + "\n", encoding="utf-8")
     print(line)
     return 0
 
