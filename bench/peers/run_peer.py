@@ -3,10 +3,11 @@
 Two models (--model):
   gru          the matched GRU model (emb 256, biGRU encoder, GRU decoder 256, Bahdanau
                attention, dropout 0.1, Adam 1e-3 constant), on prepare_data.py's default pieces
-  transformer  the peer's Transformer with seq2seq's default recipe (configs/en-hi.yaml: pre-norm
-               3+3 layers, d_model 256, 4 heads, ff 1024, shared embeddings, noam 2e-3 peak after 400
-               warm-up steps, 2000-token batches, a 0.995 weight average), on the pieces of
-               prepare_data.py --config configs/en-hi.yaml (OpenNMT-py only for now)
+  transformer  the peer's Transformer with the recipe of a seq2seq config (--config, default
+               configs/en-hi.yaml: its layers, width, heads, feed-forward size, dropout, peak learning
+               rate and warm-up, Adam beta2, token batch size, weight-average decay, clipping, label
+               smoothing and length penalty), on the pieces of prepare_data.py --config for the same
+               config (OpenNMT-py only for now)
 Training runs for a wall-clock budget: the process is sent SIGINT when the budget is spent,
 and the last checkpoint it saved is decoded (greedy and beam 5, batch 64) on each evaluation
 set (--eval-sets: the IITB test set and FLORES-200 dev; for the Transformer also the Tatoeba
@@ -42,6 +43,7 @@ import sacrebleu
 import sentencepiece as spm
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 PEERS = ("joeynmt", "opennmt")
 MODELS = ("gru", "transformer")
 # Which models each peer has a template for.
@@ -101,7 +103,7 @@ class Settings:
     threads: int | None = None
     flores: bool = True        # bench/speed.py's switch for FLORES-200 dev; here it is part of eval_sets
     eval_sets: tuple[str, ...] = EVAL_SETS["gru"]  # decoded when prepare_data.py wrote them
-    # The Transformer recipe: seq2seq's configs/en-hi.yaml (model, training and decoding sections).
+    # The Transformer recipe, which transformer_recipe() sets from the seq2seq config (--config).
     layers: int = 3            # encoder and decoder each
     d_model: int = 256
     heads: int = 4
@@ -112,7 +114,6 @@ class Settings:
     adam_beta2: float = 0.98
     batch_tokens: int = 2000   # padded max(src, tgt) length x sentences, as seq2seq counts them
     ema_decay: float = 0.995   # seq2seq's training.ema_decay; OpenNMT's average_decay is 1 - this
-    transformer_beam_alpha: float = 2.0  # seq2seq's decoding.length_penalty (GNMT alpha) in en-hi.yaml
 
     @property
     def tag(self) -> str:
@@ -661,6 +662,27 @@ def run(s: Settings) -> dict:
     return result
 
 
+def transformer_recipe(config_path: Path) -> dict:
+    """The Settings fields of the Transformer recipe, read from a seq2seq config so the peer follows it."""
+    sys.path.insert(0, str(REPO))
+    from seq2seq.config import load_config
+    from seq2seq.errors import UserError
+
+    try:
+        config = load_config(config_path)
+    except UserError as error:
+        raise SystemExit(f"run_peer: error: {error}") from None
+    m, t = config.model, config.training
+    if m.type != "transformer" or m.encoder_layers != m.decoder_layers or t.batch_unit != "tokens":
+        raise SystemExit(f"run_peer: error: {config_path}: the peer template needs a Transformer with as many "
+                         "encoder as decoder layers and token batches")
+    return {"layers": m.encoder_layers, "d_model": m.d_model, "heads": m.heads, "ff_size": m.ff_size,
+            "attention_dropout": m.attention_dropout, "peak_lr": t.lr, "warmup_steps": t.warmup_steps,
+            "adam_beta2": t.adam_betas[1], "batch_tokens": t.batch_size, "ema_decay": t.ema_decay,
+            "dropout": m.dropout, "clip": t.clip_grad_norm, "label_smoothing": t.label_smoothing,
+            "length_penalty": config.decoding.length_penalty}
+
+
 def parse_args(argv: list[str] | None) -> Settings:
     d = Settings(peer="", budget=0, work=Path())
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -668,6 +690,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     ap.add_argument("--model", choices=MODELS, default="gru",
                     help="gru: the matched GRU model; transformer: the peer's Transformer with "
                          "seq2seq's configs/en-hi.yaml recipe (OpenNMT-py only)")
+    ap.add_argument("--config", type=Path, default=REPO / "configs" / "en-hi.yaml",
+                    help="--model transformer: the seq2seq config whose model, training and decoding "
+                         "settings the peer's Transformer takes (default: configs/en-hi.yaml)")
     ap.add_argument("--budget", type=float, required=True, help="training wall-clock seconds")
     ap.add_argument("--work", type=Path, help="prepare_data.py --out dir (default: bench/peers/work, "
                                               "or bench/peers/work-en-hi for --model transformer)")
@@ -678,11 +703,12 @@ def parse_args(argv: list[str] | None) -> Settings:
     ap.add_argument("--hidden", type=int, default=d.hidden)
     ap.add_argument("--max-output-len", type=int, default=d.max_output_len)
     ap.add_argument("--max-train-len", type=int, default=d.max_train_len)
-    ap.add_argument("--clip", type=float, default=d.clip, help="gradient-norm clipping")
-    ap.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    ap.add_argument("--clip", type=float, help=f"gradient-norm clipping (default: {d.clip}, or the config's)")
+    ap.add_argument("--label-smoothing", type=float,
+                    help=f"default: {d.label_smoothing}, or the config's with --model transformer")
     ap.add_argument("--beam-alpha", type=float,
                     help=f"GNMT length penalty alpha (default: {d.beam_alpha} for gru, "
-                         f"{d.transformer_beam_alpha} for transformer, seq2seq's en-hi.yaml)")
+                         "the config's decoding.length_penalty for transformer)")
     ap.add_argument("--joeynmt-batch-type", choices=("token", "sentence"), default=d.joeynmt_batch_type)
     ap.add_argument("--joeynmt-batch-size", type=int, default=d.joeynmt_batch_size)
     ap.add_argument("--opennmt-workers", type=int, default=d.opennmt_workers)
@@ -700,9 +726,16 @@ def parse_args(argv: list[str] | None) -> Settings:
         eval_sets = ("test", *eval_sets)  # the speed figures are the IITB test set's
     if a.skip_flores:
         eval_sets = tuple(x for x in eval_sets if x != "flores")
+    recipe = transformer_recipe(a.config) if a.model == "transformer" else {}
     if a.beam_alpha is None:
-        a.beam_alpha = d.transformer_beam_alpha if a.model == "transformer" else d.beam_alpha
-    return Settings(peer=a.peer, budget=a.budget, work=work, model=a.model, limit=a.limit, hidden=a.hidden,
+        a.beam_alpha = recipe.pop("length_penalty") if recipe else d.beam_alpha
+    if a.clip is None:
+        a.clip = recipe.pop("clip", d.clip)
+    if a.label_smoothing is None:
+        a.label_smoothing = recipe.pop("label_smoothing", d.label_smoothing)
+    for key in ("length_penalty", "clip", "label_smoothing"):  # a command-line value wins
+        recipe.pop(key, None)
+    return Settings(**recipe,peer=a.peer, budget=a.budget, work=work, model=a.model, limit=a.limit, hidden=a.hidden,
                     max_output_len=a.max_output_len, max_train_len=a.max_train_len,
                     clip=a.clip, label_smoothing=a.label_smoothing,
                     beam_alpha=a.beam_alpha, joeynmt_batch_type=a.joeynmt_batch_type,

@@ -1,0 +1,73 @@
+"""bench/peers/run_peer.py's Transformer recipe: the peer's config follows the seq2seq config it is given."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, bench_script
+from seq2seq.config import load_config
+
+
+@pytest.fixture(scope="module")
+def run_peer():
+    for _ in bench_script("run"):  # bench/run.py puts bench/peers on the path and imports run_peer
+        yield sys.modules["run_peer"]
+
+
+def opennmt_config(run_peer, tmp_path: Path, argv: list[str]) -> dict:
+    """The OpenNMT training config run_peer.py writes for these arguments, on a tiny joint vocabulary."""
+    for folder in ("vocab", "pieces"):
+        (tmp_path / folder).mkdir()
+    pieces = "\n".join(["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b"]) + "\n"
+    for side in ("src", "tgt"):
+        (tmp_path / "vocab" / f"{side}.txt").write_text(pieces, encoding="utf-8")
+    (tmp_path / "pieces" / "train.en").write_text("▁a ▁b\n▁b\n", encoding="utf-8")
+    settings = run_peer.parse_args(["--peer", "opennmt", "--budget", "60", "--work", str(tmp_path), *argv])
+    settings.run_dir.mkdir(parents=True)
+    command = run_peer.OpenNMT(settings).train_cmd()
+    return yaml.safe_load(Path(command[-1]).read_text(encoding="utf-8"))
+
+
+def test_the_peer_transformer_takes_the_shape_and_recipe_of_the_seq2seq_config(run_peer, tmp_path: Path):
+    config = load_config(ROOT / "configs" / "en-hi.yaml")
+    m, t = config.model, config.training
+    onmt = opennmt_config(run_peer, tmp_path, ["--model", "transformer"])
+    assert (onmt["enc_layers"], onmt["dec_layers"]) == (m.encoder_layers, m.decoder_layers)
+    assert onmt["hidden_size"] == onmt["word_vec_size"] == m.d_model
+    assert (onmt["heads"], onmt["transformer_ff"]) == (m.heads, m.ff_size)
+    assert (onmt["dropout"], onmt["attention_dropout"]) == ([m.dropout], [m.attention_dropout])
+    assert (onmt["label_smoothing"], onmt["max_grad_norm"]) == (t.label_smoothing, t.clip_grad_norm)
+    assert (onmt["adam_beta2"], onmt["batch_size"], onmt["warmup_steps"]) == (t.adam_betas[1], t.batch_size,
+                                                                              t.warmup_steps)
+    assert onmt["average_decay"] == pytest.approx(1 - t.ema_decay)  # OpenNMT weighs the new parameters
+    # OpenNMT's noam rate at the end of warm-up: learning_rate * d_model^-0.5 * warmup^-0.5 = seq2seq's peak
+    peak = onmt["learning_rate"] * onmt["hidden_size"] ** -0.5 * onmt["warmup_steps"] ** -0.5
+    assert peak == pytest.approx(t.lr, rel=1e-5)
+    settings = run_peer.parse_args(["--peer", "opennmt", "--model", "transformer", "--budget", "60"])
+    assert settings.beam_alpha == config.decoding.length_penalty
+
+
+def test_command_line_values_win_over_the_config(run_peer, tmp_path: Path):
+    onmt = opennmt_config(run_peer, tmp_path, ["--model", "transformer", "--label-smoothing", "0.3", "--clip", "5"])
+    assert (onmt["label_smoothing"], onmt["max_grad_norm"]) == (0.3, 5.0)
+    settings = run_peer.parse_args(["--peer", "opennmt", "--model", "transformer", "--budget", "60",
+                                    "--beam-alpha", "0.6"])
+    assert settings.beam_alpha == 0.6
+
+
+def test_the_matched_gru_keeps_its_own_settings(run_peer, tmp_path: Path):
+    defaults = run_peer.Settings(peer="opennmt", budget=60, work=tmp_path)
+    onmt = opennmt_config(run_peer, tmp_path, [])
+    assert onmt["encoder_type"] == "brnn"
+    assert (onmt["label_smoothing"], onmt["max_grad_norm"]) == (defaults.label_smoothing, defaults.clip)
+    assert run_peer.parse_args(["--peer", "opennmt", "--budget", "60"]).beam_alpha == defaults.beam_alpha
+
+
+def test_a_config_the_template_cannot_follow_is_refused(run_peer):
+    with pytest.raises(SystemExit, match="needs a Transformer"):
+        run_peer.parse_args(["--peer", "opennmt", "--model", "transformer", "--budget", "60",
+                             "--config", str(ROOT / "configs" / "en-hi-gru.yaml")])
