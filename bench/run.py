@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench" / "peers"))  # run_peer.py is a script, not a package
 
-from run_peer import PEERS, TEMPLATES, Settings
+from run_peer import PEERS, TEMPLATES, Settings, transformer_recipe
 
 # The matched model's ~64-sentence batches; run_peer.py's own JoeyNMT default (1500 tokens) holds ~24.
 JOEYNMT_BATCH = ("sentence", "64")
@@ -176,13 +176,15 @@ def footer(results: dict[str, dict], machine: dict, quality: bool) -> list[str]:
 
 def transformer_footer(results: dict[str, dict], machine: dict) -> list[str]:
     """What the Transformer recipe's table cannot say: the machine, the recipe, which checkpoints, failures."""
+    recipe = transformer_recipe(ROOT / TRANSFORMER_CONFIG)
     lines = [
         f"{machine['date']}, {machine['cpu']}, threads: {machine['threads']}; {machine['budget_s']:.0f} s of "
-        f"training per system; every system: {TRANSFORMER_CONFIG}'s Transformer recipe and training mix, in its "
-        "pieces (bench/peers/prepare_data.py --config). Beam 5, GNMT length penalty alpha 2.0, at most 200 pieces, "
+        f"training per system; every system: {TRANSFORMER_CONFIG}'s Transformer recipe (width {recipe['d_model']}, "
+        f"{recipe['layers']}+{recipe['layers']} layers) and training mix, in its pieces (bench/peers/prepare_data.py "
+        f"--config). Beam 5, GNMT length penalty alpha {recipe['length_penalty']:g}, at most 200 pieces, "
         "no 4-gram of pieces twice in one output. seq2seq decodes its best checkpoint on IITB dev chrF "
-        "(validated every 500 updates and at the end; the 0.995 moving average of the weights), each peer its last "
-        "saved checkpoint (OpenNMT: the same moving average)."]
+        f"(validated every 500 updates and at the end; the {recipe['ema_decay']:g} moving average of the weights), "
+        "each peer its last saved checkpoint (OpenNMT: the same moving average)."]
     lines += [f"{name}: {result.get('error') or result['skipped']}" for name, result in results.items()
               if "error" in result or "skipped" in result]
     return lines

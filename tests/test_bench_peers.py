@@ -13,9 +13,13 @@ from seq2seq.config import load_config
 
 
 @pytest.fixture(scope="module")
-def run_peer():
-    for _ in bench_script("run"):  # bench/run.py puts bench/peers on the path and imports run_peer
-        yield sys.modules["run_peer"]
+def run():
+    yield from bench_script("run")
+
+
+@pytest.fixture(scope="module")
+def run_peer(run):
+    return sys.modules["run_peer"]  # bench/run.py puts bench/peers on the path and imports run_peer
 
 
 def opennmt_config(run_peer, tmp_path: Path, argv: list[str]) -> dict:
@@ -71,3 +75,13 @@ def test_a_config_the_template_cannot_follow_is_refused(run_peer):
     with pytest.raises(SystemExit, match="needs a Transformer"):
         run_peer.parse_args(["--peer", "opennmt", "--model", "transformer", "--budget", "60",
                              "--config", str(ROOT / "configs" / "en-hi-gru.yaml")])
+
+
+def test_the_comparison_table_states_the_recipe_it_ran(run):
+    config = load_config(ROOT / "configs" / "en-hi.yaml")
+    machine = {"date": "2026-12-06 23:00", "cpu": "a CPU", "threads": 2, "budget_s": 1800.0}
+    footer = run.transformer_footer({"seq2seq": {}, "opennmt": {"error": "failed (exit status 1)"}}, machine)
+    assert f"width {config.model.d_model}" in footer[0]
+    assert f"alpha {config.decoding.length_penalty:g}" in footer[0]
+    assert f"the {config.training.ema_decay:g} moving average" in footer[0]
+    assert footer[1] == "opennmt: failed (exit status 1)"
