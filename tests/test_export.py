@@ -12,7 +12,7 @@ from seq2seq.errors import UserError
 from seq2seq.export import export_ctranslate2
 from seq2seq.translator import Translator
 
-from conftest import WORDS
+from conftest import WORDS, cpu_has_int8_dot_products
 
 pytest.importorskip("ctranslate2", reason="CTranslate2 is not installed (pip install -e '.[ctranslate2]')")
 
@@ -58,15 +58,6 @@ def test_the_engine_leaves_torchs_thread_count_alone(exported: Path) -> None:
     before = torch.get_num_threads()
     CTranslate2Translator.from_directory(exported, "cpu").translate(["alpha bravo"])
     assert torch.get_num_threads() == before
-
-
-def cpu_has_int8_dot_products() -> bool:
-    """AVX512-VNNI, AVX-VNNI or AMX: int8 products summed in 32 bits."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 # Without VNNI, the int8 GEMM CTranslate2 picks on non-Intel x86 (oneDNN, u8s8) adds pairs of products in
