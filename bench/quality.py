@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from seq2seq.checkpoint import count_state_parameters  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 from seq2seq.data.corpus import load_eval_sets  # noqa: E402
 from seq2seq.training import evaluate_tests  # noqa: E402
@@ -65,10 +66,11 @@ def run_variant(args: argparse.Namespace, label: str, overrides: list[str]) -> d
     translator.decoding = config.decoding
     dev = load_eval_sets(config.data, config.seed).dev
     dev_scores = evaluate_tests(translator, [dev], progress=False)[dev.name]
-    progress = torch.load(best, map_location="cpu", weights_only=True)["training"]["progress"]
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     scores = {dev.name: {"bleu": dev_scores.bleu, "chrf": dev_scores.chrf, "length_ratio": dev_scores.length_ratio},
               **test_scores(config.run_path / "train.log")}
-    return {"label": label, "overrides": overrides, "updates": progress["step"], "scores": scores}
+    return {"label": label, "overrides": overrides, "updates": checkpoint["training"]["progress"]["step"],
+            "parameters": count_state_parameters(checkpoint["model"]), "scores": scores}
 
 
 def table(results: list[dict]) -> str:

@@ -258,7 +258,7 @@ def seq2seq_transformer_result(path: Path) -> dict:
         run = json.loads(path.read_text(encoding="utf-8"))["results"][0]
     except (OSError, ValueError, KeyError, IndexError) as error:
         return {"error": f"no seq2seq result in {path} ({error})"}
-    result = {"version": "", "train_steps": run["updates"]}
+    result = {"version": "", "train_steps": run["updates"], "params": run.get("parameters")}
     for name, prefix in SEQ2SEQ_SETS.items():
         scores = run["scores"].get(name)
         if scores:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -85,3 +86,17 @@ def test_the_comparison_table_states_the_recipe_it_ran(run):
     assert f"alpha {config.decoding.length_penalty:g}" in footer[0]
     assert f"the {config.training.ema_decay:g} moving average" in footer[0]
     assert footer[1] == "opennmt: failed (exit status 1)"
+
+
+def test_seq2seq_scores_are_read_under_the_peers_keys(run, tmp_path: Path):
+    scores = {"iitb-dev": {"bleu": 1.5, "chrf": 19.7, "length_ratio": 1.12},
+              "iitb-test": {"bleu": 2.0, "chrf": 20.1, "length_ratio": 1.1},
+              "tatoeba": {"bleu": 13.7, "chrf": 34.3, "length_ratio": 0.93}}
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps({"results": [{"label": "bench", "updates": 2711, "parameters": 4659776,
+                                             "scores": scores}]}), encoding="utf-8")
+    result = run.seq2seq_transformer_result(path)
+    assert (result["train_steps"], result["params"]) == (2711, 4659776)
+    assert (result["beam5_chrf"], result["dev_beam5_chrf"], result["tatoeba_beam5_len_ratio"]) == (20.1, 19.7, 0.93)
+    assert "flores_beam5_chrf" not in result  # a set the run did not score leaves a gap, not a zero
+    assert "error" in run.seq2seq_transformer_result(tmp_path / "missing.json")
