@@ -222,14 +222,16 @@ def run_system(name: str, cmd: list[str], json_line: bool = True) -> dict:
 def ensure_pieces(data: Path, work: Path, config: str | None = None) -> bool:
     """Every system reads prepare_data.py's pieces; make them once on a fresh machine (False if that failed).
 
-    With a seq2seq config they are that config's own training mix and pieces (prepare_data.py --config).
+    With a seq2seq config they are that config's own training mix and pieces (prepare_data.py --config),
+    written anew every time: pieces of an older config would otherwise be reused silently, and
+    prepare_data.py reads seq2seq's own content-keyed caches, so this costs about a minute.
     """
-    if (work / "manifest.json").is_file():
+    if not config and (work / "manifest.json").is_file():
         return True
     cmd = [sys.executable, str(ROOT / "bench" / "peers" / "prepare_data.py"), "--data", str(data), "--out", str(work)]
     if config:
         cmd += ["--config", config]
-    print(f"[run] no {work / 'manifest.json'}: preparing the shared pieces", flush=True)
+    print(f"[run] preparing the shared pieces in {work}", flush=True)
     return subprocess.run(cmd, check=False).returncode == 0
 
 
@@ -239,7 +241,8 @@ def transformer_commands(args: argparse.Namespace) -> dict[str, list[str]]:
     runs = {"seq2seq": [sys.executable, str(ROOT / "bench" / "quality.py"), "--config", TRANSFORMER_CONFIG,
                         "--data-dir", str(args.data), "--budget", f"{args.budget:g}s", "--variant", variant,
                         "--out", str(args.work / "seq2seq-transformer.json")]}
-    shared = ["--model", "transformer", "--budget", str(args.budget), "--work", str(args.work)]
+    shared = ["--model", "transformer", "--config", str(ROOT / TRANSFORMER_CONFIG), "--budget", str(args.budget),
+              "--work", str(args.work)]
     if args.limit:
         shared += ["--limit", str(args.limit)]
     if args.threads:

@@ -100,3 +100,13 @@ def test_seq2seq_scores_are_read_under_the_peers_keys(run, tmp_path: Path):
     assert (result["beam5_chrf"], result["dev_beam5_chrf"], result["tatoeba_beam5_len_ratio"]) == (20.1, 19.7, 0.93)
     assert "flores_beam5_chrf" not in result  # a set the run did not score leaves a gap, not a zero
     assert "error" in run.seq2seq_transformer_result(tmp_path / "missing.json")
+
+
+def test_a_configs_pieces_are_written_anew_and_the_matched_ones_once(run, tmp_path: Path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(run.subprocess, "run", lambda cmd, check: calls.append(cmd) or type("Done", (), {"returncode": 0}))
+    (tmp_path / "manifest.json").write_text("{}", encoding="utf-8")  # pieces of an earlier run are there
+    assert run.ensure_pieces(tmp_path, tmp_path)
+    assert calls == []
+    assert run.ensure_pieces(tmp_path, tmp_path, "configs/en-hi.yaml")
+    assert calls and calls[0][-2:] == ["--config", "configs/en-hi.yaml"]

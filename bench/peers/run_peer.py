@@ -73,6 +73,7 @@ class Settings:
     budget: float
     work: Path
     model: str = "gru"
+    config: Path = REPO / "configs" / "en-hi.yaml"  # --model transformer: the seq2seq config it follows
     limit: int | None = None
     emb: int = 256
     hidden: int = 256          # JoeyNMT: per encoder direction and decoder; OpenNMT: see README
@@ -444,7 +445,7 @@ class OpenNMT(Peer):
         if s.model == "transformer":
             if self.vocab_src != self.vocab_tgt:
                 raise PeerError(f"the Transformer shares one vocabulary and its embeddings, but {self.vocab} "
-                                "holds two: prepare the pieces with prepare_data.py --config configs/en-hi.yaml")
+                                f"holds two: prepare the pieces with prepare_data.py --config {s.config}")
             text = self.fill(
                 TEMPLATES[s.peer, s.model], **shared, layers=s.layers, d_model=s.d_model, heads=s.heads,
                 ff_size=s.ff_size, attention_dropout=s.attention_dropout, lr=f"{s.noam_lr:.6g}",
@@ -591,7 +592,7 @@ def check_ready(s: Settings) -> None:
     exe = s.env_bin / "python"
     if not exe.exists():
         raise PeerError(f"no env for {s.peer} at {exe.parent.parent}: run bash bench/peers/setup.sh {s.peer}")
-    prepare = f"bench/peers/prepare_data.py --out {s.work}" + (" --config configs/en-hi.yaml"
+    prepare = f"bench/peers/prepare_data.py --out {s.work}" + (f" --config {s.config}"
                                                               if s.model == "transformer" else "")
     for rel in ("pieces/train.en", "pieces/train.hi", "pieces/dev.en", "pieces/dev.hi",
                 "pieces/test.en", "raw/test.hi",
@@ -640,7 +641,7 @@ def run(s: Settings) -> dict:
             result.update(decode_set(peer, s, env, sp, split, PREFIXES.get(split, f"{split}_")))
         else:
             hint = {"flores": " (python -m seq2seq download flores200, then prepare_data.py again)",
-                    "tatoeba": " (written by prepare_data.py --config configs/en-hi.yaml)"}.get(split, "")
+                    "tatoeba": f" (written by prepare_data.py --config {s.config})"}.get(split, "")
             print(f"[run_peer] no {s.work / 'pieces' / f'{split}.en'}: {split} skipped{hint}", flush=True)
     result["settings"] = {"model": s.model, "dropout": s.dropout,
                           "clip": s.clip, "label_smoothing": s.label_smoothing,
@@ -735,7 +736,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         a.label_smoothing = recipe.pop("label_smoothing", d.label_smoothing)
     for key in ("length_penalty", "clip", "label_smoothing"):  # a command-line value wins
         recipe.pop(key, None)
-    return Settings(**recipe,peer=a.peer, budget=a.budget, work=work, model=a.model, limit=a.limit, hidden=a.hidden,
+    return Settings(**recipe, peer=a.peer, budget=a.budget, work=work, model=a.model, config=a.config,
+                    limit=a.limit, hidden=a.hidden,
                     max_output_len=a.max_output_len, max_train_len=a.max_train_len,
                     clip=a.clip, label_smoothing=a.label_smoothing,
                     beam_alpha=a.beam_alpha, joeynmt_batch_type=a.joeynmt_batch_type,
