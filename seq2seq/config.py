@@ -225,8 +225,10 @@ class TrainingConfig:
     adam_betas: list[float] = doc("Adam beta1, beta2", default_factory=lambda: [0.9, 0.999])
     clip_grad_norm: float = doc("clip the global gradient norm to this (0 = off)", 1.0)
     label_smoothing: float = doc("label smoothing of the cross-entropy", 0.1)
-    schedule: Literal["constant", "inverse_sqrt", "plateau"] = doc("learning-rate schedule", "constant")
-    warmup_steps: int = doc("linear warm-up steps (constant and inverse_sqrt)", 0)
+    schedule: Literal["constant", "inverse_sqrt", "plateau", "linear_decay"] = doc(
+        "learning-rate schedule; linear_decay falls linearly to min_lr at the end of the budget "
+        "(max_time or max_steps, whichever ends first)", "constant")
+    warmup_steps: int = doc("linear warm-up steps (constant, inverse_sqrt and linear_decay)", 0)
     plateau_factor: float = doc("plateau: multiply the rate by this when validation stalls", 0.5)
     plateau_patience: int = doc("plateau: validations without improvement before decaying", 2)
     min_lr: float = doc("the rate never goes below this", 1.0e-6)
@@ -290,6 +292,9 @@ class TrainingConfig:
             parse_duration(self.max_time)
         except ValueError as error:
             check(False, "training.max_time", str(error))
+        if self.schedule == "linear_decay":
+            check(bool(self.max_steps or self.max_time), "training.schedule",
+                  "linear_decay needs a budget to decay over: set training.max_time or training.max_steps")
         check(
             bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device)),
             "training.device", f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}",

@@ -59,13 +59,25 @@ class LearningRate:
     best: float | None = None
     bad_validations: int = 0
 
-    def at(self, step: int) -> float:
+    def at(self, step: int, elapsed: float = 0.0) -> float:
+        """The rate for this update; elapsed (seconds trained so far) matters only to linear_decay."""
         c = self.config
         warmup = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
         factor = warmup
         if c.schedule == "inverse_sqrt":
             factor = warmup * math.sqrt(max(c.warmup_steps, 1) / max(step + 1, c.warmup_steps, 1))
+        if c.schedule == "linear_decay":
+            factor = min(warmup, 1.0 - self.budget_used(step, elapsed))
         return max(c.min_lr, c.lr * factor * self.scale)
+
+    def budget_used(self, step: int, elapsed: float) -> float:
+        """The fraction of the training budget spent, by steps or by time, whichever is further along:
+        a fixed budget trains best when the rate reaches its floor just as the budget ends (Li et al. 2020)."""
+        c = self.config
+        seconds = parse_duration(c.max_time)
+        used = [step / c.max_steps] if c.max_steps else []
+        used += [elapsed / seconds] if seconds else []
+        return min(1.0, max(used, default=0.0))
 
     def observe(self, value: float, higher_is_better: bool) -> None:
         if self.config.schedule != "plateau":
@@ -394,7 +406,10 @@ class Trainer:
         t = self.config.training
         self.model.train()
         batch = batch.with_word_dropout(t.src_word_dropout, t.tgt_word_dropout)
-        lr = self.lr.at(self.progress.step)
+        elapsed = self.progress.elapsed
+        if t.schedule == "linear_decay":  # each process's clock differs a little; all must step at one rate
+            elapsed = self.world.sum(elapsed) / self.world.size
+        lr = self.lr.at(self.progress.step, elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         ratio = teacher_forcing_ratio(t, self.progress.step)

@@ -79,6 +79,7 @@ def test_data_dir_overrides_root(tmp_path: Path) -> None:
     ("- a\n- b\n", ["top level", "expected a mapping"]),
     ("model: {bidirectional: 1}\n", ["model.bidirectional", "true or false"]),
     ("training: {max_time: soon}\n", ["training.max_time", "not a duration"]),
+    ("training: {schedule: linear_decay}\n", ["training.schedule", "set training.max_time or training.max_steps"]),
     ("model: [1, 2]\n", ["model", "expected a mapping"]),
     ("model: {attention: luong_dot, encoder_hidden: 100, decoder_hidden: 256}\n", ["model.attention", "luong_dot"]),
     ("data: {train: [{src: a.en, tgt: a.hi}]}\n", ["data.train[0].name", "required"]),

@@ -83,6 +83,20 @@ def test_learning_rate_schedules() -> None:
     assert restored.at(0) == 0.5
 
 
+def test_linear_decay_reaches_its_floor_as_the_budget_ends() -> None:
+    by_time = LearningRate(TrainingConfig(lr=1.0, schedule="linear_decay", warmup_steps=4, max_time="100s",
+                                          min_lr=0.0))
+    assert [by_time.at(s, elapsed=1.0) for s in range(5)] == [0.25, 0.5, 0.75, 0.99, 0.99]
+    assert by_time.at(1000, elapsed=25.0) == pytest.approx(0.75)
+    assert by_time.at(1000, elapsed=130.0) == 0.0
+    by_steps = LearningRate(TrainingConfig(lr=1.0, schedule="linear_decay", max_steps=200, min_lr=0.01))
+    assert by_steps.at(50) == pytest.approx(0.75) and by_steps.at(199) == 0.01
+    both = LearningRate(TrainingConfig(lr=1.0, schedule="linear_decay", max_steps=200, max_time="100s",
+                                       min_lr=0.0))
+    assert both.at(50, elapsed=60.0) == pytest.approx(0.4)  # the time budget is further along
+    assert both.at(150, elapsed=10.0) == pytest.approx(0.25)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("family", "overrides"), [
     ("rnn", ("model.rnn=gru", "model.attention=bahdanau")),
