@@ -173,6 +173,20 @@ def test_keeps_last_checkpoints_best_and_tensorboard(reversal_data: Path, tmp_pa
     assert "dev/attention" in events.Tags()["images"]
 
 
+
+def test_linear_decay_curve_in_tensorboard_ends_at_the_step_budget(reversal_data: Path, tmp_path: Path) -> None:
+    trainer = Trainer(short_run(reversal_data, tmp_path, 40, "training.schedule=linear_decay", "training.lr=0.01",
+                                "training.warmup_steps=4", "training.min_lr=0"))
+    trainer.train()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trainer.run_path))
+    events.Reload()
+    curve = {e.step: e.value for e in events.Scalars("train/learning_rate")}
+    assert sorted(curve) == list(range(5, 41, 5))
+    for step, value in curve.items():  # logged after update `step`, which ran at step index step - 1
+        assert value == pytest.approx(0.01 * (1 - (step - 1) / 40), rel=1e-5)
+
 def test_non_finite_steps_are_skipped_then_stop_with_a_checkpoint(reversal_data: Path, tmp_path: Path) -> None:
     trainer = Trainer(short_run(reversal_data, tmp_path, 50, "training.max_nonfinite=3"))
     with torch.no_grad():
