@@ -59,6 +59,9 @@ class LearningRate:
     best: float | None = None
     bad_validations: int = 0
 
+    def __post_init__(self) -> None:
+        self.budget_seconds = parse_duration(self.config.max_time)  # parsed once, not at every update
+
     def at(self, step: int, elapsed: float = 0.0) -> float:
         """The rate for this update; elapsed (seconds trained so far) matters only to linear_decay."""
         c = self.config
@@ -71,12 +74,10 @@ class LearningRate:
         return max(c.min_lr, c.lr * factor * self.scale)
 
     def budget_used(self, step: int, elapsed: float) -> float:
-        """The fraction of the training budget spent, by steps or by time, whichever is further along:
-        a fixed budget trains best when the rate reaches its floor just as the budget ends (Li et al. 2020)."""
-        c = self.config
-        seconds = parse_duration(c.max_time)
-        used = [step / c.max_steps] if c.max_steps else []
-        used += [elapsed / seconds] if seconds else []
+        """The fraction of the training budget spent, by steps or by time, whichever is further along
+        (the budget-aware decay of Li et al. 2020, "Budgeted training")."""
+        used = [step / self.config.max_steps] if self.config.max_steps else []
+        used += [elapsed / self.budget_seconds] if self.budget_seconds else []
         return min(1.0, max(used, default=0.0))
 
     def observe(self, value: float, higher_is_better: bool) -> None:
