@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -212,7 +213,14 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(reversal_data: Path, tmp
     assert list((tmp_path / "tiny").glob("step-*.pt"))
 
 
-KILL_STEPS = 400  # long enough that random kills 1.5-6 s after the start land inside training
+KILL_STEPS = 100
+KILL_ATTEMPTS = 5
+
+
+def logged_step(log: Path) -> int:
+    """The last update a run's train.log reports (0 before the first)."""
+    steps = re.findall(r"step (\d+) ", log.read_text()) if log.is_file() else []
+    return int(steps[-1]) if steps else 0
 
 
 def train_command(data: Path, run_dir: Path, resume: bool, config: str = "tiny") -> list[str]:
@@ -230,24 +238,32 @@ def train_command(data: Path, run_dir: Path, resume: bool, config: str = "tiny")
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reversal_data: Path, tmp_path: Path,
                                                                             family: str) -> None:
-    """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights."""
+    """Kill -9 at random instants (one aimed at a checkpoint write), resume each time, compare weights.
+
+    Each kill waits for the log to reach a random step, not for a random time, so every kill lands
+    inside training on a machine of any speed while the run stays short."""
     straight = Trainer(short_run(reversal_data, tmp_path / "straight", KILL_STEPS, "training.keep_last=2",
                                  "training.threads=1", family=family))  # as the command: bitwise needs one thread count
     straight.train()
     name = "tiny" if family == "rnn" else "tiny-transformer"
     run_path = tmp_path / "killed" / name
     rng = random.Random(0)
+    spacing = KILL_STEPS // KILL_ATTEMPTS  # targets rise by more than the steps a kill can lose or overshoot
+    targets = [attempt * spacing + rng.randint(0, spacing // 2) for attempt in range(1, KILL_ATTEMPTS)]
     kills = 0
-    for attempt in range(6):
+    for attempt in range(KILL_ATTEMPTS):
         resume = bool(list(run_path.glob("step-*.pt")))
         process = subprocess.Popen(train_command(reversal_data, tmp_path / "killed", resume, name), cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
         if attempt == 0:  # aim at a checkpoint being written
-            deadline = time.monotonic() + 60
             while time.monotonic() < deadline and process.poll() is None and not list(run_path.glob(".step-*.tmp")):
                 time.sleep(0.001)
         else:
-            time.sleep(rng.uniform(1.5, 6.0))
+            while time.monotonic() < deadline and process.poll() is None and \
+                    logged_step(run_path / "train.log") < targets[attempt - 1]:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))  # then somewhere in the next few updates, validations or saves
         if process.poll() is None:
             process.kill()
             kills += 1
@@ -258,7 +274,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
                                           bool(list(run_path.glob("step-*.pt"))), name),
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finish.returncode == 0, finish.stderr
-    assert kills >= 3
+    assert kills == KILL_ATTEMPTS
     final = load_checkpoint(run_path / f"step-{KILL_STEPS:08d}.pt")["model"]
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(weight, final[name]), name
