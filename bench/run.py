@@ -184,7 +184,7 @@ def transformer_footer(results: dict[str, dict], machine: dict) -> list[str]:
         f"--config). Beam 5, GNMT length penalty alpha {recipe['length_penalty']:g}, at most 200 pieces, "
         "no 4-gram of pieces twice in one output. seq2seq decodes its best checkpoint on IITB dev chrF "
         f"(validated every 500 updates and at the end; the {recipe['ema_decay']:g} moving average of the weights), "
-        "each peer its last saved checkpoint (OpenNMT: the same moving average)."]
+        "each peer its last saved checkpoint (OpenNMT: the same moving average; JoeyNMT 2.3 has none)."]
     lines += [f"{name}: {result.get('error') or result['skipped']}" for name, result in results.items()
               if "error" in result or "skipped" in result]
     return lines

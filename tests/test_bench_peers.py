@@ -23,14 +23,20 @@ def run_peer(run):
     return sys.modules["run_peer"]  # bench/run.py puts bench/peers on the path and imports run_peer
 
 
-def opennmt_config(run_peer, tmp_path: Path, argv: list[str]) -> dict:
-    """The OpenNMT training config run_peer.py writes for these arguments, on a tiny joint vocabulary."""
+def write_pieces(tmp_path: Path, joint: bool = True) -> None:
+    """A tiny prepared work folder: pieces and one joint vocabulary (or two that differ)."""
     for folder in ("vocab", "pieces"):
         (tmp_path / folder).mkdir()
-    pieces = "\n".join(["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b"]) + "\n"
+    pieces = ["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b"]
     for side in ("src", "tgt"):
-        (tmp_path / "vocab" / f"{side}.txt").write_text(pieces, encoding="utf-8")
+        words = pieces if joint or side == "src" else [*pieces, "▁c"]
+        (tmp_path / "vocab" / f"{side}.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
     (tmp_path / "pieces" / "train.en").write_text("▁a ▁b\n▁b\n", encoding="utf-8")
+
+
+def opennmt_config(run_peer, tmp_path: Path, argv: list[str]) -> dict:
+    """The OpenNMT training config run_peer.py writes for these arguments, on a tiny joint vocabulary."""
+    write_pieces(tmp_path)
     settings = run_peer.parse_args(["--peer", "opennmt", "--budget", "60", "--work", str(tmp_path), *argv])
     settings.run_dir.mkdir(parents=True)
     command = run_peer.OpenNMT(settings).train_cmd()
@@ -54,6 +60,39 @@ def test_the_peer_transformer_takes_the_shape_and_recipe_of_the_seq2seq_config(r
     assert peak == pytest.approx(t.lr, rel=1e-5)
     settings = run_peer.parse_args(["--peer", "opennmt", "--model", "transformer", "--budget", "60"])
     assert settings.beam_alpha == config.decoding.length_penalty
+
+
+def test_the_joeynmt_transformer_takes_the_shape_and_recipe_of_the_seq2seq_config(run_peer, tmp_path: Path):
+    config = load_config(ROOT / "configs" / "en-hi.yaml")
+    m, t = config.model, config.training
+    write_pieces(tmp_path)
+    settings = run_peer.parse_args(["--peer", "joeynmt", "--model", "transformer", "--budget", "60",
+                                    "--work", str(tmp_path)])
+    settings.run_dir.mkdir(parents=True)
+    joey = yaml.safe_load(run_peer.JoeyNMT(settings).config(beam=5).read_text(encoding="utf-8"))
+    model, training = joey["model"], joey["training"]
+    for side in ("encoder", "decoder"):
+        layers = model[side]
+        assert (layers["type"], layers["layer_norm"]) == ("transformer", "pre")
+        assert layers["num_layers"] == (m.encoder_layers if side == "encoder" else m.decoder_layers)
+        assert layers["hidden_size"] == layers["embeddings"]["embedding_dim"] == m.d_model
+        assert (layers["num_heads"], layers["ff_size"], layers["dropout"]) == (m.heads, m.ff_size, m.dropout)
+    assert model["tied_embeddings"] and model["tied_softmax"]
+    assert joey["data"]["src"]["voc_file"] == joey["data"]["trg"]["voc_file"]
+    assert (training["learning_rate_peak"], training["learning_rate_warmup"]) == (t.lr, t.warmup_steps)
+    assert training["scheduling"] == "warmupinversesquareroot" and training["adam_betas"] == list(t.adam_betas)
+    assert (training["batch_type"], training["batch_size"]) == ("token", t.batch_size)
+    assert (training["label_smoothing"], training["clip_grad_norm"]) == (t.label_smoothing, t.clip_grad_norm)
+    assert (joey["testing"]["beam_size"], joey["testing"]["beam_alpha"]) == (5, config.decoding.length_penalty)
+
+
+def test_the_joeynmt_transformer_refuses_two_vocabularies(run_peer, tmp_path: Path):
+    write_pieces(tmp_path, joint=False)
+    settings = run_peer.parse_args(["--peer", "joeynmt", "--model", "transformer", "--budget", "60",
+                                    "--work", str(tmp_path)])
+    settings.run_dir.mkdir(parents=True)
+    with pytest.raises(run_peer.PeerError, match="prepare_data.py --config"):
+        run_peer.JoeyNMT(settings).config()
 
 
 def test_command_line_values_win_over_the_config(run_peer, tmp_path: Path):

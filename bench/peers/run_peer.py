@@ -5,9 +5,9 @@ Two models (--model):
                attention, dropout 0.1, Adam 1e-3 constant), on prepare_data.py's default pieces
   transformer  the peer's Transformer with the recipe of a seq2seq config (--config, default
                configs/en-hi.yaml: its layers, width, heads, feed-forward size, dropout, peak learning
-               rate and warm-up, Adam beta2, token batch size, weight-average decay, clipping, label
-               smoothing and length penalty), on the pieces of prepare_data.py --config for the same
-               config (OpenNMT-py only for now)
+               rate and warm-up, Adam beta2, token batch size, weight-average decay (OpenNMT only:
+               JoeyNMT 2.3 has none), clipping, label smoothing and length penalty), on the pieces of
+               prepare_data.py --config for the same config
 Training runs for a wall-clock budget: the process is sent SIGINT when the budget is spent,
 and the last checkpoint it saved is decoded (greedy and beam 5, batch 64) on each evaluation
 set (--eval-sets: the IITB test set and FLORES-200 dev; for the Transformer also the Tatoeba
@@ -48,6 +48,7 @@ PEERS = ("joeynmt", "opennmt")
 MODELS = ("gru", "transformer")
 # Which models each peer has a template for.
 TEMPLATES = {("joeynmt", "gru"): "joeynmt.yaml.in", ("opennmt", "gru"): "opennmt.yaml.in",
+             ("joeynmt", "transformer"): "joeynmt-transformer.yaml.in",
              ("opennmt", "transformer"): "opennmt-transformer.yaml.in"}
 # Evaluation sets decoded by default (each only if prepare_data.py wrote it; `test` always).
 # The Transformer recipe adds IITB dev, on which "each peer's best recipe" is chosen, and the
@@ -332,16 +333,21 @@ class JoeyNMT(Peer):
         s = self.s
         # JoeyNMT requires validation_freq to be a multiple of logging_freq.
         valid_every = -(-s.save_every // s.log_every) * s.log_every
-        text = self.fill(
-            "joeynmt.yaml.in", model_dir=self.run_dir / "model", seed=s.seed,
-            pieces=self.pieces, dev=self.dev, vocab=self.vocab,
-            max_train_len=s.max_train_len, beam_size=beam, beam_alpha=s.beam_alpha,
-            no_repeat_ngram=s.no_repeat_ngram or -1,
-            decode_batch=s.decode_batch, max_output_len=s.max_output_len, lr=s.lr,
-            clip=s.clip, label_smoothing=s.label_smoothing, batch_size=s.joeynmt_batch_size,
-            batch_type=s.joeynmt_batch_type,
-            log_every=s.log_every, valid_every=valid_every, emb=s.emb,
-            hidden=s.hidden, dropout=s.dropout)
+        shared = dict(model_dir=self.run_dir / "model", seed=s.seed, pieces=self.pieces, dev=self.dev,
+                      vocab=self.vocab, max_train_len=s.max_train_len, beam_size=beam, beam_alpha=s.beam_alpha,
+                      no_repeat_ngram=s.no_repeat_ngram or -1, decode_batch=s.decode_batch,
+                      max_output_len=s.max_output_len, clip=s.clip, label_smoothing=s.label_smoothing,
+                      log_every=s.log_every, valid_every=valid_every, dropout=s.dropout)
+        if s.model == "transformer":
+            if (self.vocab / "src.txt").read_bytes() != (self.vocab / "tgt.txt").read_bytes():
+                raise PeerError(f"the Transformer ties one vocabulary's embeddings, but {self.vocab} holds "
+                                f"two: prepare the pieces with prepare_data.py --config {s.config}")
+            text = self.fill(TEMPLATES[s.peer, s.model], **shared, layers=s.layers, d_model=s.d_model,
+                             heads=s.heads, ff_size=s.ff_size, lr=s.peak_lr, warmup_steps=s.warmup_steps,
+                             adam_beta2=s.adam_beta2, batch_size=s.batch_tokens)
+        else:
+            text = self.fill(TEMPLATES[s.peer, s.model], **shared, lr=s.lr, batch_size=s.joeynmt_batch_size,
+                             batch_type=s.joeynmt_batch_type, emb=s.emb, hidden=s.hidden)
         if load_model:
             text = text.replace("testing:\n", f"testing:\n  load_model: \"{load_model}\"\n", 1)
         path = self.run_dir / f"joeynmt.beam{beam}.yaml"
@@ -652,9 +658,11 @@ def run(s: Settings) -> dict:
     if s.model == "transformer":
         result["settings"].update({
             "layers": s.layers, "d_model": s.d_model, "heads": s.heads, "ff_size": s.ff_size,
-            "attention_dropout": s.attention_dropout, "peak_lr": s.peak_lr, "noam_learning_rate": s.noam_lr,
-            "warmup_steps": s.warmup_steps, "adam_betas": [0.9, s.adam_beta2], "ema_decay": s.ema_decay,
+            "peak_lr": s.peak_lr, "warmup_steps": s.warmup_steps, "adam_betas": [0.9, s.adam_beta2],
             "batch": f"tokens:{s.batch_tokens}"})
+        if s.peer == "opennmt":  # JoeyNMT has neither a separate attention dropout nor a weight average
+            result["settings"].update({"attention_dropout": s.attention_dropout, "noam_learning_rate": s.noam_lr,
+                                       "ema_decay": s.ema_decay})
     else:
         result["settings"].update({
             "emb": s.emb, "hidden": s.hidden, "lr": s.lr,
@@ -690,7 +698,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     ap.add_argument("--peer", required=True, choices=PEERS)
     ap.add_argument("--model", choices=MODELS, default="gru",
                     help="gru: the matched GRU model; transformer: the peer's Transformer with "
-                         "seq2seq's configs/en-hi.yaml recipe (OpenNMT-py only)")
+                         "seq2seq's configs/en-hi.yaml recipe")
     ap.add_argument("--config", type=Path, default=REPO / "configs" / "en-hi.yaml",
                     help="--model transformer: the seq2seq config whose model, training and decoding "
                          "settings the peer's Transformer takes (default: configs/en-hi.yaml)")
