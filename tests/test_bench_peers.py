@@ -86,13 +86,15 @@ def test_the_joeynmt_transformer_takes_the_shape_and_recipe_of_the_seq2seq_confi
     assert (joey["testing"]["beam_size"], joey["testing"]["beam_alpha"]) == (5, config.decoding.length_penalty)
 
 
-def test_the_joeynmt_transformer_refuses_two_vocabularies(run_peer, tmp_path: Path):
+@pytest.mark.parametrize("peer", ["joeynmt", "opennmt"])
+def test_a_peer_transformer_refuses_two_vocabularies(run_peer, tmp_path: Path, peer: str):
     write_pieces(tmp_path, joint=False)
-    settings = run_peer.parse_args(["--peer", "joeynmt", "--model", "transformer", "--budget", "60",
+    settings = run_peer.parse_args(["--peer", peer, "--model", "transformer", "--budget", "60",
                                     "--work", str(tmp_path)])
     settings.run_dir.mkdir(parents=True)
-    with pytest.raises(run_peer.PeerError, match="prepare_data.py --config"):
-        run_peer.JoeyNMT(settings).config()
+    toolkit = run_peer.JoeyNMT(settings) if peer == "joeynmt" else run_peer.OpenNMT(settings)
+    with pytest.raises(run_peer.PeerError, match="holds two: prepare the pieces with prepare_data.py --config"):
+        toolkit.config() if peer == "joeynmt" else toolkit.train_cmd()
 
 
 def test_command_line_values_win_over_the_config(run_peer, tmp_path: Path):

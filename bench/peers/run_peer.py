@@ -307,6 +307,12 @@ class Peer:
     def decode_env(self, env: dict) -> dict:
         return env
 
+    def require_joint_vocabulary(self) -> None:
+        """The Transformer recipe shares one vocabulary's embeddings: refuse a work folder with two."""
+        if (self.vocab / "src.txt").read_bytes() != (self.vocab / "tgt.txt").read_bytes():
+            raise PeerError(f"the Transformer shares one vocabulary and its embeddings, but {self.vocab} "
+                            f"holds two: prepare the pieces with prepare_data.py --config {self.s.config}")
+
     def fill(self, template: str, **values) -> str:
         """The template with every ${...} field filled (a missing value raises KeyError)."""
         text = (HERE / template).read_text(encoding="utf-8")
@@ -339,9 +345,7 @@ class JoeyNMT(Peer):
                       max_output_len=s.max_output_len, clip=s.clip, label_smoothing=s.label_smoothing,
                       log_every=s.log_every, valid_every=valid_every, dropout=s.dropout)
         if s.model == "transformer":
-            if (self.vocab / "src.txt").read_bytes() != (self.vocab / "tgt.txt").read_bytes():
-                raise PeerError(f"the Transformer ties one vocabulary's embeddings, but {self.vocab} holds "
-                                f"two: prepare the pieces with prepare_data.py --config {s.config}")
+            self.require_joint_vocabulary()
             text = self.fill(TEMPLATES[s.peer, s.model], **shared, layers=s.layers, d_model=s.d_model,
                              heads=s.heads, ff_size=s.ff_size, lr=s.peak_lr, warmup_steps=s.warmup_steps,
                              adam_beta2=s.adam_beta2, batch_size=s.batch_tokens)
@@ -429,13 +433,11 @@ class OpenNMT(Peer):
         # OpenNMT adds its own specials (<unk> <blank> <s> </s>); drop SentencePiece's so
         # both sides keep exactly 8000 entries.
         specials = {"<pad>", "<unk>", "<s>", "</s>"}
-        kept = {}
         for side, dest in (("src", "vocab.src"), ("tgt", "vocab.tgt")):
             pieces = (self.vocab / f"{side}.txt").read_text(encoding="utf-8").splitlines()
-            kept[side] = [p for p in pieces if p not in specials]
-            (self.run_dir / dest).write_text("\n".join(kept[side]) + "\n", encoding="utf-8")
-        self.vocab_src, self.vocab_tgt = kept["src"], kept["tgt"]
-        self.vocab_size = len(kept["tgt"]) + len(specials)
+            kept = [p for p in pieces if p not in specials]
+            (self.run_dir / dest).write_text("\n".join(kept) + "\n", encoding="utf-8")
+        self.vocab_size = len(kept) + len(specials)  # the target side's, written last
 
     def train_cmd(self) -> list[str]:
         s = self.s
@@ -449,9 +451,7 @@ class OpenNMT(Peer):
                       label_smoothing=s.label_smoothing, bucket_size=bucket_size,
                       num_workers=s.opennmt_workers, log_every=s.log_every, save_every=s.save_every)
         if s.model == "transformer":
-            if self.vocab_src != self.vocab_tgt:
-                raise PeerError(f"the Transformer shares one vocabulary and its embeddings, but {self.vocab} "
-                                f"holds two: prepare the pieces with prepare_data.py --config {s.config}")
+            self.require_joint_vocabulary()
             text = self.fill(
                 TEMPLATES[s.peer, s.model], **shared, layers=s.layers, d_model=s.d_model, heads=s.heads,
                 ff_size=s.ff_size, attention_dropout=s.attention_dropout, lr=f"{s.noam_lr:.6g}",
