@@ -59,7 +59,8 @@ def test_the_peer_transformer_takes_the_shape_and_recipe_of_the_seq2seq_config(r
     peak = onmt["learning_rate"] * onmt["hidden_size"] ** -0.5 * onmt["warmup_steps"] ** -0.5
     assert peak == pytest.approx(t.lr, rel=1e-5)
     settings = run_peer.parse_args(["--peer", "opennmt", "--model", "transformer", "--budget", "60"])
-    assert settings.beam_alpha == config.decoding.length_penalty
+    assert (settings.beam_alpha, settings.no_repeat_ngram) == (config.decoding.length_penalty,
+                                                               config.decoding.no_repeat_ngram)
 
 
 def test_the_joeynmt_transformer_takes_the_shape_and_recipe_of_the_seq2seq_config(run_peer, tmp_path: Path):
@@ -84,6 +85,7 @@ def test_the_joeynmt_transformer_takes_the_shape_and_recipe_of_the_seq2seq_confi
     assert (training["batch_type"], training["batch_size"]) == ("token", t.batch_size)
     assert (training["label_smoothing"], training["clip_grad_norm"]) == (t.label_smoothing, t.clip_grad_norm)
     assert (joey["testing"]["beam_size"], joey["testing"]["beam_alpha"]) == (5, config.decoding.length_penalty)
+    assert joey["testing"]["no_repeat_ngram_size"] == (config.decoding.no_repeat_ngram or -1)  # -1: JoeyNMT's off
 
 
 @pytest.mark.parametrize("peer", ["joeynmt", "opennmt"])

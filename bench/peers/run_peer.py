@@ -689,7 +689,7 @@ def transformer_recipe(config_path: Path) -> dict:
             "attention_dropout": m.attention_dropout, "peak_lr": t.lr, "warmup_steps": t.warmup_steps,
             "adam_beta2": t.adam_betas[1], "batch_tokens": t.batch_size, "ema_decay": t.ema_decay,
             "dropout": m.dropout, "clip": t.clip_grad_norm, "label_smoothing": t.label_smoothing,
-            "length_penalty": config.decoding.length_penalty}
+            "length_penalty": config.decoding.length_penalty, "no_repeat_ngram": config.decoding.no_repeat_ngram}
 
 
 def parse_args(argv: list[str] | None) -> Settings:
