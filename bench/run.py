@@ -181,8 +181,8 @@ def transformer_footer(results: dict[str, dict], machine: dict) -> list[str]:
         f"{machine['date']}, {machine['cpu']}, threads: {machine['threads']}; {machine['budget_s']:.0f} s of "
         f"training per system; every system: {TRANSFORMER_CONFIG}'s Transformer recipe (width {recipe['d_model']}, "
         f"{recipe['layers']}+{recipe['layers']} layers) and training mix, in its pieces (bench/peers/prepare_data.py "
-        f"--config). Beam 5, GNMT length penalty alpha {recipe['length_penalty']:g}, at most 200 pieces, "
-        "no 4-gram of pieces twice in one output. seq2seq decodes its best checkpoint on IITB dev chrF "
+        f"--config). Beam 5, GNMT length penalty alpha {recipe['length_penalty']:g}, at most 200 pieces"
+        f"{repeats_clause(recipe['no_repeat_ngram'])}. seq2seq decodes its best checkpoint on IITB dev chrF "
         f"(validated every 500 updates and at the end; the {recipe['ema_decay']:g} moving average of the weights), "
         "each peer its last saved checkpoint (OpenNMT: the same moving average; JoeyNMT 2.3 has none)."]
     lines += [f"{name}: {result.get('error') or result['skipped']}" for name, result in results.items()

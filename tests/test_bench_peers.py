@@ -127,6 +127,7 @@ def test_the_comparison_table_states_the_recipe_it_ran(run):
     footer = run.transformer_footer({"seq2seq": {}, "opennmt": {"error": "failed (exit status 1)"}}, machine)
     assert f"width {config.model.d_model}" in footer[0]
     assert f"alpha {config.decoding.length_penalty:g}" in footer[0]
+    assert f"no {config.decoding.no_repeat_ngram}-gram of pieces twice" in footer[0]
     assert f"the {config.training.ema_decay:g} moving average" in footer[0]
     assert footer[1] == "opennmt: failed (exit status 1)"
 
