@@ -1,7 +1,7 @@
 """Float against int8 decoding of one checkpoint: sentences/s, peak RSS, chrF, BLEU and length ratio.
 
     python bench/quantize.py --checkpoint runs/en-hi/best.pt --data ../shared/data --threads 2
-    python bench/quantize.py --checkpoint runs/en-hi-transformer/best.pt --ctranslate2 --limit 500
+    python bench/quantize.py --checkpoint runs/en-hi/best.pt --ctranslate2 --limit 500
 
 Decodes the IITB test set (or its first --limit lines) greedily and with beam 5 with the float
 model and with `translate.py --quantize`'s int8 model; with --ctranslate2 (a Transformer
