@@ -1,5 +1,6 @@
-"""The commands in README.md and docs/*.md: every script, subcommand, option, config file, config key,
-pip extra and run folder they name exists, so what the documents show runs on a fresh clone."""
+"""The commands in README.md, docs/*.md and the other READMEs: every script, subcommand, option, config
+file, config key, pip extra and run folder they name exists, so what the documents show runs on a fresh
+clone."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from seq2seq.config import describe_keys, load_config
 from seq2seq.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *(ROOT / name for name in ("configs/README.md", "bench/README.md", "bench/peers/README.md"))]
 # results.md logs past commands, whose runs carried the names of their day (runs/en-hi-transformer-fast)
 RECORDS = {"results.md"}
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
@@ -194,7 +196,7 @@ def document_problems(text: str, check_runs: bool) -> list[str]:
             for problem in problems_of(command, run_names)]
 
 
-@pytest.mark.parametrize("document", DOCUMENTS, ids=[path.name for path in DOCUMENTS])
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[str(path.relative_to(ROOT)) for path in DOCUMENTS])
 def test_every_command_in_the_documents_names_what_exists(document: Path) -> None:
     text = document.read_text(encoding="utf-8")
     assert commands_in(text), f"{document.name} shows no command"
