@@ -30,14 +30,15 @@ class Scores:
 
 
 def metrics(options: EvaluationConfig) -> tuple[BLEU, CHRF, TER]:
-    """The three sacrebleu metrics configured alike: one tokenizer for BLEU, one case rule for all.
+    """The three sacrebleu metrics configured alike: one case rule for all, and TER tokenizes when BLEU does.
 
-    TER keeps sacrebleu's own whitespace splitting (tercom without normalisation), which on
-    tokenized text is what `tokenize: none` means for BLEU.
+    TER on ordinary text uses tercom's normalisation, which splits punctuation off as BLEU's
+    tokenizers do (without it "ran." against "ran ." costs an edit); with `tokenize: none` the
+    text is already tokenized and TER splits it on whitespace only.
     """
     lowercase = options.lowercase
     return (BLEU(tokenize=options.tokenize, lowercase=lowercase), CHRF(lowercase=lowercase),
-            TER(case_sensitive=not lowercase))
+            TER(normalized=options.tokenize != "none", case_sensitive=not lowercase))
 
 
 def score(hypotheses: list[str], references: list[str], options: EvaluationConfig | None = None) -> Scores:
