@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
     translate.add_argument("--input", help="file to translate, one sentence per line")
     translate.add_argument("--output", help="write translations here instead of stdout")
-    translate.add_argument("--reference", help="reference translations of --input: print BLEU and chrF")
+    translate.add_argument("--reference", help="reference translations of --input: print BLEU, chrF and TER")
     translate.add_argument("--method", choices=["greedy", "beam", "sample"])
     translate.add_argument("--beam-size", type=int)
     translate.add_argument("--n-best", type=int, help="print this many hypotheses per sentence: rank, score, text")
