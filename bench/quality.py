@@ -70,7 +70,7 @@ def run_variant(args: argparse.Namespace, label: str, overrides: list[str]) -> d
     translator = Translator.from_checkpoint(best, device="cpu")
     translator.decoding = config.decoding
     dev = load_eval_sets(config.data, config.seed).dev
-    dev_scores = evaluate_tests(translator, [dev], progress=False)[dev.name]
+    dev_scores = evaluate_tests(translator, [dev], progress=False, options=config.evaluation)[dev.name]
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     scores = {dev.name: {"bleu": dev_scores.bleu, "chrf": dev_scores.chrf, "ter": dev_scores.ter,
                          "length_ratio": dev_scores.length_ratio},
