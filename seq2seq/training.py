@@ -270,7 +270,8 @@ class Trainer:
         self.translator = Translator(self.model, self.src_vocab, self.tgt_vocab, config.decoding, self.device)
         dev = self.eval_sets.dev
         self.validator = None if dev is None or not self.world.is_main else Validator(
-            self.translator, dev, t.valid_limit, t.batch_size, t.batch_unit, t.samples, self.writer, config.evaluation)
+            self.translator, dev, t.valid_limit, t.batch_size, t.batch_unit, t.samples, self.writer,
+            config.evaluation)
 
     def _seed(self, seed: int) -> None:
         random.seed(seed)
@@ -486,7 +487,8 @@ class Trainer:
         else:
             self.progress.bad_validations += 1
         self.progress.history.append({"step": self.progress.step, "dev_loss": result.loss,
-                                      "bleu": result.scores.bleu, "chrf": result.scores.chrf, "ter": result.scores.ter})
+                                      "bleu": result.scores.bleu, "chrf": result.scores.chrf,
+                                      "ter": result.scores.ter})
         path = self.save(best=improved)
         log.info("step %d: dev loss %.3f  ppl %.2f  %s%s  -> %s", self.progress.step, result.loss,
                  math.exp(min(result.loss, 50.0)), result.scores.summary(), "  (best)" if improved else "", path.name)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from seq2seq.data.batching import EncodedCorpus, collate, make_batches
 from seq2seq.config import EvaluationConfig
+from seq2seq.data.batching import EncodedCorpus, collate, make_batches
 from seq2seq.data.corpus import Corpus
 from seq2seq.evaluation import Scores, score
 from seq2seq.loss import sequence_loss
