@@ -43,13 +43,18 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return label, overrides.split()
 
 
-TEST_LINE = re.compile(r"test (\S+): BLEU ([\d.]+)  chrF ([\d.]+)  length ratio ([\d.]+)")
+# logs written before TER was scored lack it
+TEST_LINE = re.compile(r"test (\S+): BLEU ([\d.]+)  chrF ([\d.]+)(?:  TER ([\d.]+))?  length ratio ([\d.]+)")
 
 
 def test_scores(log: Path) -> dict[str, dict]:
-    """The test-set scores training logged for its best checkpoint."""
-    return {name: {"bleu": float(bleu), "chrf": float(chrf), "length_ratio": float(ratio)}
-            for name, bleu, chrf, ratio in TEST_LINE.findall(log.read_text(encoding="utf-8"))}
+    """The test-set scores training logged for its best checkpoint (TER where the log has it)."""
+    scores = {}
+    for name, bleu, chrf, ter, ratio in TEST_LINE.findall(log.read_text(encoding="utf-8")):
+        scores[name] = {"bleu": float(bleu), "chrf": float(chrf), "length_ratio": float(ratio)}
+        if ter:
+            scores[name]["ter"] = float(ter)
+    return scores
 
 
 def run_variant(args: argparse.Namespace, label: str, overrides: list[str]) -> dict:
@@ -65,9 +70,10 @@ def run_variant(args: argparse.Namespace, label: str, overrides: list[str]) -> d
     translator = Translator.from_checkpoint(best, device="cpu")
     translator.decoding = config.decoding
     dev = load_eval_sets(config.data, config.seed).dev
-    dev_scores = evaluate_tests(translator, [dev], progress=False)[dev.name]
+    dev_scores = evaluate_tests(translator, [dev], progress=False, options=config.evaluation)[dev.name]
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
-    scores = {dev.name: {"bleu": dev_scores.bleu, "chrf": dev_scores.chrf, "length_ratio": dev_scores.length_ratio},
+    scores = {dev.name: {"bleu": dev_scores.bleu, "chrf": dev_scores.chrf, "ter": dev_scores.ter,
+                         "length_ratio": dev_scores.length_ratio},
               **test_scores(config.run_path / "train.log")}
     return {"label": label, "overrides": overrides, "updates": checkpoint["training"]["progress"]["step"],
             "parameters": count_state_parameters(checkpoint["model"]), "scores": scores}

@@ -1,4 +1,4 @@
-"""Float against int8 decoding of one checkpoint: sentences/s, peak RSS, chrF, BLEU and length ratio.
+"""Float against int8 decoding of one checkpoint: sentences/s, peak RSS, chrF, BLEU, TER and length ratio.
 
     python bench/quantize.py --checkpoint runs/en-hi/best.pt --data ../shared/data --threads 2
     python bench/quantize.py --checkpoint runs/en-hi/best.pt --ctranslate2 --limit 500
@@ -51,7 +51,8 @@ def run_engine(engine: str, args: argparse.Namespace, sources: list[str], refere
         scores = score(hypotheses, references)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows.put(f"| {engine} | {method if method == 'greedy' else 'beam 5'} | {len(sources) / seconds:.1f} | "
-                 f"{peak_mb:,.0f} | {scores.chrf:.2f} | {scores.bleu:.2f} | {scores.length_ratio:.3f} |")
+                 f"{peak_mb:,.0f} | {scores.chrf:.2f} | {scores.bleu:.2f} | {scores.ter:.2f} | "
+                 f"{scores.length_ratio:.3f} |")
 
 
 def main() -> None:
@@ -67,8 +68,8 @@ def main() -> None:
     references = (args.data / "en-hi" / "test.hi").read_text(encoding="utf-8").splitlines()[: len(sources)]
     print(f"{len(sources):,} IITB test sentences, {args.threads or torch.get_num_threads()} threads, "
           f"batch {args.batch_size}, torch {torch.__version__}\n")
-    print("| engine | search | sentences/s | peak RSS, MB | chrF | BLEU | length ratio |\n"
-          "|---|---|---:|---:|---:|---:|---:|")
+    print("| engine | search | sentences/s | peak RSS, MB | chrF | BLEU | TER | length ratio |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|")
     engines = ["pytorch float", "pytorch int8"] + (["ctranslate2 int8"] if args.ctranslate2 else [])
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as scratch:

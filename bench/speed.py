@@ -157,8 +157,8 @@ def phase_decode(args: argparse.Namespace) -> dict:
     Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     scores = score(hypotheses, references)
     return {"sentences": len(sources), "seconds": seconds, "bleu": scores.bleu, "chrf": scores.chrf,
-            "len_ratio": scores.length_ratio, "bleu_signature": scores.bleu_signature,
-            "chrf_signature": scores.chrf_signature}
+            "ter": scores.ter, "len_ratio": scores.length_ratio, "bleu_signature": scores.bleu_signature,
+            "chrf_signature": scores.chrf_signature, "ter_signature": scores.ter_signature}
 
 
 def phase_sgemm(args: argparse.Namespace) -> dict:
@@ -273,9 +273,11 @@ def measure(s: Settings, data: Path, checkpoint: str | None) -> dict:
                 f"{key}_sent_per_s": round(out["sentences"] / out["seconds"], 2) if out["seconds"] > 0 else None,
                 f"{key}_decode_s": round(out["seconds"], 2), f"{key}_wall_s": round(proc.wall_s, 2),
                 f"{key}_peak_rss_mb": round(proc.peak_rss_mb, 1), f"{key}_bleu": round(out["bleu"], 2),
-                f"{key}_chrf": round(out["chrf"], 2), f"{key}_len_ratio": round(out["len_ratio"], 4),
+                f"{key}_chrf": round(out["chrf"], 2), f"{key}_ter": round(out["ter"], 2),
+                f"{key}_len_ratio": round(out["len_ratio"], 4),
             })
             result["bleu_signature"], result["chrf_signature"] = out["bleu_signature"], out["chrf_signature"]
+            result["ter_signature"] = out["ter_signature"]
     start = time.perf_counter()
     probe = subprocess.run([sys.executable, str(ROOT / "translate.py"), "--checkpoint", decoded, "--device", "cpu",
                             PROBE_SENTENCE], check=False, capture_output=True, text=True, env=env)

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
     translate.add_argument("--input", help="file to translate, one sentence per line")
     translate.add_argument("--output", help="write translations here instead of stdout")
-    translate.add_argument("--reference", help="reference translations of --input: print BLEU and chrF")
+    translate.add_argument("--reference", help="reference translations of --input: print BLEU, chrF and TER")
     translate.add_argument("--method", choices=["greedy", "beam", "sample"])
     translate.add_argument("--beam-size", type=int)
     translate.add_argument("--n-best", type=int, help="print this many hypotheses per sentence: rank, score, text")
@@ -222,12 +222,14 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.attention:
         save_attention_of(results, Path(args.attention))
     if args.reference:
+        from seq2seq.data.text_form import output_scoring
         from seq2seq.evaluation import score  # sacrebleu loads only when there is something to score
 
         references = read_lines(args.reference)
         if len(references) != len(texts):
             raise UserError(f"{args.reference} has {len(references)} lines for {len(texts)} inputs")
-        scores = score([nbest[0].text for nbest in results], references)
+        options = output_scoring(translator.evaluation, translator.text_form)
+        scores = score([nbest[0].text for nbest in results], references, options)
         print(scores.report(), file=sys.stderr)
     return 0
 
@@ -281,7 +283,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     corpora = eval_sets.tests if args.split == "test" else [c for c in [eval_sets.dev] if c is not None]
     if not corpora:
         raise UserError(f"{args.config}: no {args.split} set in data.{args.split}")
-    for name, scores in evaluate_tests(translator, corpora).items():
+    for name, scores in evaluate_tests(translator, corpora, options=config.evaluation).items():
         print(f"{name}: {scores.report()}")
     return 0
 

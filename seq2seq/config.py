@@ -1,6 +1,6 @@
 """Typed configuration: every key, its default and its meaning live here, and nowhere else.
 
-A YAML file has six sections (top level, data, vocab, model, training, decoding). Loading
+A YAML file has seven sections (top level, data, vocab, model, training, decoding, evaluation). Loading
 checks every key against these dataclasses, so a typo or a bad value stops with one line
 that names the file, the key and the fix.
 """
@@ -61,9 +61,40 @@ class CleaningConfig:
 
 
 @dataclass
+class TextFormConfig:
+    """How the training text was prepared, so translation can prepare typed text the same way."""
+
+    lowercase: bool = doc("the training text is lowercased: inputs are lowercased too", False)
+    normalize_punctuation: bool = doc(
+        "the training text went through Moses punctuation normalisation (normalize-punctuation.perl -l LANG)", False
+    )
+    moses_tokenize: bool = doc(
+        "the training text is Moses-tokenized (tokenizer.perl -l LANG, with its XML escapes such as &apos;): "
+        "inputs are tokenized, outputs detokenized", False
+    )
+    split_hyphens: bool = doc("moses_tokenize: hyphens inside words are split off as @-@ (tokenizer.perl -a)", False)
+    detokenize_output: bool = doc(
+        "moses_tokenize: turn outputs back into ordinary text with the Moses detokenizer of data.tgt_lang", True
+    )
+
+    def prepares(self) -> bool:
+        """Whether any preparation is recorded (the default, none, leaves text as it is)."""
+        return self.lowercase or self.normalize_punctuation or self.moses_tokenize
+
+
+@dataclass
 class DataConfig:
     root: str = doc("folder the corpus paths are relative to (--data-dir overrides it)", "data")
     download: str = doc("dataset name for `python -m seq2seq download` that provides these files", "")
+    src_lang: str = doc(
+        "source language code, e.g. en (names the language in the web page; Moses rules of data.text_form)", ""
+    )
+    tgt_lang: str = doc("target language code, e.g. de ('' = read both codes from a name like en-de)", "")
+    example: str = doc("a source sentence the web page offers as its example ('' = a neutral hint)", "")
+    text_form: TextFormConfig = doc(
+        "how the training text was prepared (lowercasing, Moses normalisation and tokenization); "
+        "translate and serve prepare typed input the same way", default_factory=TextFormConfig
+    )
     train: list[CorpusConfig] = doc("training corpora, mixed together", default_factory=list)
     dev: CorpusConfig | None = doc("validation corpus", None)
     test: list[CorpusConfig] = doc("test corpora, each scored on its own", default_factory=list)
@@ -80,6 +111,16 @@ class DataConfig:
         check(1 <= c.min_words <= c.max_words, "data.cleaning.min_words", "must be at least 1 and at most max_words")
         check(c.max_ratio >= 1, "data.cleaning.max_ratio", "must be at least 1")
         check(c.ratio_slack >= 0, "data.cleaning.ratio_slack", "must be 0 or positive")
+        for key in ("src_lang", "tgt_lang"):
+            check(bool(re.fullmatch(r"([a-z]{2,3}([-_][A-Za-z0-9]+)*)?", getattr(self, key))), f"data.{key}",
+                  f"must be a language code such as en, de or pt-BR, got {getattr(self, key)!r}")
+        form = self.text_form
+        if form.normalize_punctuation or form.moses_tokenize:
+            check(bool(self.src_lang and self.tgt_lang), "data.text_form",
+                  "Moses normalisation and tokenization follow each language's rules: "
+                  "set data.src_lang and data.tgt_lang")
+        check(not form.split_hyphens or form.moses_tokenize, "data.text_form.split_hyphens",
+              "applies to Moses tokenization: set data.text_form.moses_tokenize: true as well")
         check(self.max_src_pieces >= 1, "data.max_src_pieces", "must be at least 1")
         check(self.max_tgt_pieces >= 1, "data.max_tgt_pieces", "must be at least 1")
         corpora = [("data.train", c) for c in self.train] + [("data.test", c) for c in self.test]
@@ -340,6 +381,17 @@ class DecodingConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    """How BLEU, chrF and TER read the text, so a score means what the published ones mean."""
+
+    tokenize: Literal["13a", "none", "intl", "char", "zh", "ja-mecab", "ko-mecab", "flores101", "flores200"] = doc(
+        "sacrebleu tokenizer for BLEU and TER: 13a for ordinary text; none for text that is already tokenized "
+        "(the multi-bleu convention of published tokenized scores)", "13a"
+    )
+    lowercase: bool = doc("score case-insensitively (BLEU, chrF and TER)", False)
+
+
+@dataclass
 class Config:
     name: str = doc("run name: checkpoints and logs go to run_dir/name", "en-hi")
     run_dir: str = doc("folder that holds runs", "runs")
@@ -349,6 +401,7 @@ class Config:
     model: ModelConfig = doc("network shape", default_factory=ModelConfig)
     training: TrainingConfig = doc("optimisation and stopping", default_factory=TrainingConfig)
     decoding: DecodingConfig = doc("search used for validation and translation", default_factory=DecodingConfig)
+    evaluation: EvaluationConfig = doc("how BLEU, chrF and TER are computed", default_factory=EvaluationConfig)
 
     @property
     def run_path(self) -> Path:

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from seq2seq.config import Config, DecodingConfig, config_from_dict
+from seq2seq.data.text_form import TextForm
 from seq2seq.errors import UserError
 from seq2seq.export import CONFIG_FILE, INFO_FILE, import_ctranslate2
 from seq2seq.search import Hypothesis, hypotheses_per_sentence, output_limits, uses_beam
@@ -57,6 +58,7 @@ class CTranslate2Translator(Translator):
         translator = cls(folder, dataclasses.replace(config.decoding, **decoding_overrides), engine_device, threads)
         translator.max_positions = config.model.max_positions
         translator.config = config
+        translator.text_form, translator.evaluation = TextForm.of(config.data), config.evaluation
         return translator
 
     def search(self, sources: list[list[int]], record_attention: bool) -> list[list[Hypothesis]]:

@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq.checkpoint import load_checkpoint, model_payload, save_checkpoint
-from seq2seq.config import Config, TrainingConfig, config_to_dict, parse_duration
+from seq2seq.config import Config, EvaluationConfig, TrainingConfig, config_to_dict, parse_duration
 from seq2seq.data.batching import Batch, make_batches
 from seq2seq.data.catalogue import ensure_files
 from seq2seq.data.corpus import Corpus, check_files_exist, data_files, load_eval_sets
@@ -270,7 +270,8 @@ class Trainer:
         self.translator = Translator(self.model, self.src_vocab, self.tgt_vocab, config.decoding, self.device)
         dev = self.eval_sets.dev
         self.validator = None if dev is None or not self.world.is_main else Validator(
-            self.translator, dev, t.valid_limit, t.batch_size, t.batch_unit, t.samples, self.writer)
+            self.translator, dev, t.valid_limit, t.batch_size, t.batch_unit, t.samples, self.writer,
+            config.evaluation)
 
     def _seed(self, seed: int) -> None:
         random.seed(seed)
@@ -486,19 +487,25 @@ class Trainer:
         else:
             self.progress.bad_validations += 1
         self.progress.history.append({"step": self.progress.step, "dev_loss": result.loss,
-                                      "bleu": result.scores.bleu, "chrf": result.scores.chrf})
+                                      "bleu": result.scores.bleu, "chrf": result.scores.chrf,
+                                      "ter": result.scores.ter})
         path = self.save(best=improved)
         log.info("step %d: dev loss %.3f  ppl %.2f  %s%s  -> %s", self.progress.step, result.loss,
                  math.exp(min(result.loss, 50.0)), result.scores.summary(), "  (best)" if improved else "", path.name)
         return bool(t.early_stopping_patience) and self.progress.bad_validations >= t.early_stopping_patience
 
 
-def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool = True) -> dict[str, Scores]:
-    """Translate and score every test set of a config."""
-    results = {}
-    for corpus in tests:
-        hypotheses = [nbest[0].text for nbest in translator.translate(corpus.src, progress=progress)]
-        results[corpus.name] = score(hypotheses, corpus.tgt)
+def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool = True,
+                   options: EvaluationConfig | None = None) -> dict[str, Scores]:
+    """Translate and score every test set of a config, as read: its files are in the training form already."""
+    results, form = {}, translator.text_form
+    translator.text_form = None
+    try:
+        for corpus in tests:
+            hypotheses = [nbest[0].text for nbest in translator.translate(corpus.src, progress=progress)]
+            results[corpus.name] = score(hypotheses, corpus.tgt, options)
+    finally:
+        translator.text_form = form
     return results
 
 
@@ -509,7 +516,7 @@ def train(config: Config, resume: bool = False) -> Trainer:
     decode_tests = trainer.eval_sets.tests and best.is_file() and not stop_reason.interrupted
     if decode_tests and trainer.world.is_main:  # the other processes wait rather than decode the same sets
         translator = Translator.from_checkpoint(best, device=str(trainer.device))
-        for name, scores in evaluate_tests(translator, trainer.eval_sets.tests).items():
+        for name, scores in evaluate_tests(translator, trainer.eval_sets.tests, options=config.evaluation).items():
             log.info("test %s: %s", name, scores.summary())
     trainer.world.barrier()
     log.info("TensorBoard: tensorboard --logdir %s", trainer.config.run_dir)

@@ -11,9 +11,10 @@ import torch
 from tqdm import tqdm
 
 from seq2seq.checkpoint import read_model
-from seq2seq.config import DecodingConfig
+from seq2seq.config import DecodingConfig, EvaluationConfig
 from seq2seq.data.batching import pad_sources
 from seq2seq.data.corpus import normalize_line
+from seq2seq.data.text_form import TextForm
 from seq2seq.errors import UserError
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.quantization import quantize_model, quantized_device
@@ -55,6 +56,9 @@ def clean_input(text: str) -> str:
 
 
 class Translator:
+    text_form: TextForm | None = None  # data.text_form of a checkpoint: typed input prepared, output detokenized
+    evaluation: EvaluationConfig = EvaluationConfig()  # a checkpoint's scoring options (never mutated)
+
     def __init__(self, model: EncoderDecoder, src_vocab: Vocab, tgt_vocab: Vocab, decoding: DecodingConfig,
                  device: torch.device | None = None):
         self.device = device or next(model.parameters()).device
@@ -73,7 +77,9 @@ class Translator:
         if quantize:
             model = quantize_model(model)
         decoding = dataclasses.replace(config.decoding, **decoding_overrides)
-        return cls(model, src_vocab, tgt_vocab, decoding, target)
+        translator = cls(model, src_vocab, tgt_vocab, decoding, target)
+        translator.text_form, translator.evaluation = TextForm.of(config.data), config.evaluation
+        return translator
 
     def translate(
         self, texts: list[str], record_attention: bool = False, progress: bool = False
@@ -81,6 +87,8 @@ class Translator:
         """The n-best translations of each text, in input order; empty input gives empty output."""
         limit = self.decoding.max_input_pieces
         cleaned = [clean_input(t) for t in texts]
+        if self.text_form is not None and self.text_form.active:
+            cleaned = [self.text_form.prepare_source(text) for text in cleaned]
         encoded = self.src_vocab.encode(cleaned)
         warnings = [
             f"input {i + 1} has {len(ids)} pieces; translated only its first {limit} (decoding.max_input_pieces)"
@@ -96,6 +104,8 @@ class Translator:
             for index, nbest in zip(batch, hypotheses):
                 source_pieces = self.src_vocab.pieces(encoded[index])
                 texts_out = self.tgt_vocab.decode([h.tokens for h in nbest])
+                if self.text_form is not None:
+                    texts_out = [self.text_form.finish_output(text) for text in texts_out]
                 results[index] = [
                     Translation(text, h.score, source_pieces, self.tgt_vocab.pieces(h.tokens),
                                 h.attention[:, : len(source_pieces) + 1] if h.attention is not None else None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from seq2seq.config import EvaluationConfig
 from seq2seq.data.batching import EncodedCorpus, collate, make_batches
 from seq2seq.data.corpus import Corpus
 from seq2seq.evaluation import Scores, score
@@ -37,13 +38,14 @@ class Validator:
     """Scores the model on (the first `limit` sentences of) the dev set with the config's decoding."""
 
     def __init__(self, translator: Translator, dev: Corpus, limit: int, batch_size: int, batch_unit: str,
-                 samples: int, writer: SummaryWriter):
+                 samples: int, writer: SummaryWriter, options: EvaluationConfig | None = None):
         count = limit or len(dev)
         self.sources, self.references = dev.src[:count], dev.tgt[:count]
         self.translator = translator
         self.batch_size, self.batch_unit = batch_size, batch_unit
         self.samples = samples
         self.writer = writer
+        self.options = options
 
     def __call__(self, step: int) -> DevResult:
         result = DevResult(self.dev_loss(), self._scores(step))
@@ -52,6 +54,7 @@ class Validator:
         w.add_scalar("dev/perplexity", math.exp(min(result.loss, 50.0)), step)
         w.add_scalar("dev/bleu", result.scores.bleu, step)
         w.add_scalar("dev/chrf", result.scores.chrf, step)
+        w.add_scalar("dev/ter", result.scores.ter, step)
         w.add_scalar("dev/length_ratio", result.scores.length_ratio, step)
         w.flush()
         return result
@@ -70,7 +73,7 @@ class Validator:
             shown = self.translator.translate(self.sources[:1], record_attention=True)[0][0]
             if shown.attention is not None:
                 self.writer.add_figure("dev/attention", attention_figure(shown), step)
-        return score(hypotheses, self.references)
+        return score(hypotheses, self.references, self.options)
 
     def dev_loss(self) -> float:
         """Per-token NLL of the references under teacher forcing."""

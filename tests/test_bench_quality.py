@@ -23,6 +23,14 @@ def test_reads_the_test_lines_training_logs(quality, tmp_path: Path) -> None:
                                         "tatoeba": {"bleu": 7.0, "chrf": 26.02, "length_ratio": 0.99}}
 
 
+def test_reads_the_ter_of_newer_training_logs(quality, tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("2026-12-07 23:30:00 test test2016-flickr: BLEU 35.10  chrF 60.20  TER 45.30  length ratio 0.990\n",
+                   encoding="utf-8")
+    assert quality.test_scores(log) == {
+        "test2016-flickr": {"bleu": 35.1, "chrf": 60.2, "ter": 45.3, "length_ratio": 0.99}}
+
+
 def test_table_shows_each_variants_dev_change(quality) -> None:
     def result(label: str, dev_chrf: float) -> dict:
         return {"label": label, "updates": 100, "scores": {

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import socket
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import ROOT, SHARED_DATA
 from test_archives import make_tgz, make_zip
 from test_download import Site, sha256, site  # noqa: F401 (site is a fixture)
 
 from seq2seq.cli import main
+from seq2seq.config import load_config
 from seq2seq.data import catalogue, download
+from seq2seq.data.corpus import data_files
 from seq2seq.errors import UserError
 
 
@@ -374,3 +377,57 @@ def test_download_list_prints_each_url_and_license(capsys: pytest.CaptureFixture
         assert f"{name} " in out
         assert f"url: {dataset.url}\n" in out
         assert f"license: {dataset.license}\n" in out
+
+
+# --- Multi30k ---------------------------------------------------------------------------
+
+MULTI30K_PARTS = [(split, lang) for split in ("train", "val", "test_2016_flickr") for lang in ("en", "de", "fr")]
+
+
+def serve_multi30k(site: Site, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """Small stand-ins for the 18 published files, registered with their own checksums; returns the texts."""
+    texts, digests = {}, {}
+    for split, lang in MULTI30K_PARTS:
+        part, tok_name = f"{split}.{lang}", f"{split}.lc.norm.tok.{lang}"
+        raw = f"A caption of {part}.\nAnother one, for {part}.\n".encode()
+        tok = f"a caption of {part} .\nanother one , for {part} .\n".encode()
+        packed = gzip.compress(raw)
+        site.serve(f"{part}.gz", packed)
+        site.serve(tok_name, tok)
+        texts[f"multi30k/raw/{part}"], texts[f"multi30k/tok/{tok_name}"] = raw, tok
+        digests[f"{part}.gz"], digests[tok_name] = sha256(packed), sha256(tok)
+    entry = catalogue.DATASETS["multi30k"]
+    files = tuple(dataclasses.replace(remote, sha256=digests[remote.name]) for remote in entry.files)
+    monkeypatch.setitem(catalogue.DATASETS, "multi30k", dataclasses.replace(entry, files=files))
+    return texts
+
+
+def test_multi30k_installs_raw_and_tok_where_the_configs_read_them(site: Site, tmp_path: Path, monkeypatch) -> None:
+    texts = serve_multi30k(site, monkeypatch)
+
+    installed = catalogue.download_dataset("multi30k", tmp_path, base_url=site.url, progress=False)
+
+    assert sorted(installed) == sorted(tmp_path / name for name in texts)
+    assert all((tmp_path / name).read_bytes() == data for name, data in texts.items())
+    for config in sorted((ROOT / "configs").glob("multi30k-*.yaml")):
+        loaded = load_config(config, data_dir=str(tmp_path))
+        assert loaded.data.download == "multi30k", config.name
+        assert all((tmp_path / path).is_file() for path in data_files(loaded.data)), config.name
+
+
+def test_multi30k_registers_every_published_checksum() -> None:
+    """Each of the 18 files is checked: the 9 raw .gz files and the 9 tok/ files."""
+    files = catalogue.DATASETS["multi30k"].files
+    assert len(files) == 18 and all(remote.sha256 and len(remote.sha256) == 64 for remote in files)
+    urls = {remote.urls[0] for remote in files}
+    assert "https://github.com/multi30k/dataset/raw/master/data/task1/raw/val.de.gz" in urls
+    assert "https://github.com/multi30k/dataset/raw/master/data/task1/tok/test_2016_flickr.lc.norm.tok.fr" in urls
+
+
+def test_multi30k_wrong_bytes_are_refused(site: Site, tmp_path: Path, monkeypatch) -> None:
+    serve_multi30k(site, monkeypatch)
+    site.serve("val.de.gz", gzip.compress(b"something else\n"))
+
+    with pytest.raises(UserError, match="val.de.gz: checksum mismatch"):
+        catalogue.download_dataset("multi30k", tmp_path, base_url=site.url, progress=False)
+    assert not (tmp_path / "multi30k" / "raw" / "val.de").exists()

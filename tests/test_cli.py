@@ -60,6 +60,7 @@ def test_input_reference_prints_scores_with_signatures(trained_runs: Path, rever
               "--reference", str(reversal_data / "test.tgt"), "--output", str(output))
     stderr = out.stderr.decode()
     assert "BLEU" in stderr and "chrF" in stderr and "nrefs:1|" in stderr
+    assert "TER " in stderr and "TER|nrefs:1|" in stderr
     assert len(output.read_text().splitlines()) == len((reversal_data / "test.src").read_text().splitlines())
 
 
@@ -84,9 +85,11 @@ def test_no_repeat_ngram_option_reaches_the_search(trained_runs: Path) -> None:
 
 def test_evaluate_command(trained_runs: Path, reversal_data: Path) -> None:
     out = run("-m", "seq2seq", "evaluate", "--config", "configs/tiny.yaml", "--data-dir", str(reversal_data),
-              "--set", f"run_dir={trained_runs}", "--split", "test")
+              "--set", f"run_dir={trained_runs}", "--set", "evaluation.tokenize=none", "--set",
+              "evaluation.lowercase=true", "--split", "test")
     text = out.stdout.decode()
-    assert text.startswith("reverse-test: BLEU") and "chrF|nrefs:1" in text
+    assert text.startswith("reverse-test: BLEU") and "chrF|nrefs:1" in text and "TER|nrefs:1" in text
+    assert "BLEU|nrefs:1|case:lc|eff:no|tok:none|" in text  # the config's evaluation section reaches sacrebleu
 
 
 def test_translate_quantize_end_to_end(trained_runs: Path) -> None:

@@ -148,6 +148,7 @@ def test_model_describes_the_checkpoint(server: Server, tiny_checkpoint: Path) -
     parameters = sum(t.numel() for t in payload["model"].values() if t.is_floating_point())
     assert body["parameters"] == parameters
     assert set(body["languages"]) == {"source", "target"}
+    assert body["example"] == payload["config"]["data"]["example"]  # the web page's example sentence
     assert body["limits"]["max_sentences"] == LIMITS["--max-sentences"]
 
 

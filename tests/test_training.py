@@ -170,7 +170,7 @@ def test_keeps_last_checkpoints_best_and_tensorboard(reversal_data: Path, tmp_pa
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/perplexity", "train/learning_rate", "train/grad_norm", "train/tokens_per_second",
-            "dev/loss", "dev/bleu", "dev/chrf", "train/teacher_forcing_ratio"} <= scalars
+            "dev/loss", "dev/bleu", "dev/chrf", "dev/ter", "train/teacher_forcing_ratio"} <= scalars
     assert "dev/attention" in events.Tags()["images"]
 
 

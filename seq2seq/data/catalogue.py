@@ -1,11 +1,12 @@
-"""The public English-Hindi datasets: where each comes from, its terms, and how it is installed.
+"""The public datasets the configs read: where each comes from, its terms, and how it is installed.
 
 Each dataset in `DATASETS` names its remote files and an install step that puts the
-text files where the configs read them (e.g. `data/en-hi/train.en`).
+text files where the configs read them (e.g. `data/en-hi/train.en`, `data/multi30k/raw/train.de`).
 """
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -248,6 +249,73 @@ _TATOEBA_CHALLENGE = Dataset(
     ),
 )
 
+_MULTI30K_URL = "https://github.com/multi30k/dataset/raw/master/data/task1"
+_MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
+_MULTI30K_LANGS = ("en", "de", "fr")
+# sha256 of the files at commit a3d2e0d26b56 of multi30k/dataset: raw/*.gz as published, and the
+# tok/ files (plain text there) that the dataset's own task1-tokenize.sh made.
+_MULTI30K_RAW_SHA256 = {
+    "train.en": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.de": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "train.fr": "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c",
+    "val.en": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.de": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "val.fr": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
+    "test_2016_flickr.en": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.de": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    "test_2016_flickr.fr": "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90",
+}
+_MULTI30K_TOK_SHA256 = {
+    "train.en": "08925f8e0572bcd5a006702fc5fe20e2d77c6917d4eebd576fc20de6693c2119",
+    "train.de": "cb5a23529b65ec2061f1dc446192a9c37382b63cc75f81a0be59d34894b3a505",
+    "train.fr": "8fa41bb718412bcb7c5dfa58603842810a01543eae86a51279f9886b901266e1",
+    "val.en": "46573ce391ae227f1c72f873392436a20ef18e0a6d518098cfbd70b77c8572ec",
+    "val.de": "97232bd273eceb7207f689527386a97e4be2616b18ada47576bdaf96c8ae1f00",
+    "val.fr": "b303e301aa21fe7822a846b2b3fb2d5a1121ec807cd5b1d006fb7b2b5507168a",
+    "test_2016_flickr.en": "5b7f32627cf99eced828311b955dae9800bb52bc8b91cf8b6526829e605b29d2",
+    "test_2016_flickr.de": "c6a33d39d48f9f510de147651316cd9d918e09ad0219df734a2f16b6baccacc4",
+    "test_2016_flickr.fr": "1463bd5960f9bfe098ec3cd752d3df0c49c84dc646fb518964a29232658cd836",
+}
+
+
+def _multi30k_tok_name(part: str) -> str:
+    """'val.de' -> 'val.lc.norm.tok.de', the dataset's own name for the tokenized form."""
+    split, lang = part.rsplit(".", 1)
+    return f"{split}.lc.norm.tok.{lang}"
+
+
+def _install_multi30k(downloaded: dict[str, Path], target_dir: Path) -> list[Path]:
+    """raw/ gunzipped from the .gz files; tok/ copied (both forms are published, so neither is rebuilt)."""
+    installed = []
+    for part in _MULTI30K_RAW_SHA256:
+        dest = target_dir / "multi30k" / "raw" / part
+        with gzip.open(downloaded[f"{part}.gz"], "rb") as original:
+            atomic_write(dest, lambda out: shutil.copyfileobj(original, out))
+        installed.append(dest)
+        tok = _multi30k_tok_name(part)
+        dest = target_dir / "multi30k" / "tok" / tok
+        _copy_file(downloaded[tok], dest)
+        installed.append(dest)
+    return installed
+
+
+_MULTI30K = Dataset(
+    name="multi30k",
+    description="Multi30k task 1 English, German and French captions: train (29,000), val (1,014) and "
+                "test_2016_flickr (1,000), cased (raw/) and lowercased Moses-tokenized (tok/)",
+    url="https://github.com/multi30k/dataset",
+    license="Multi30K (from Flickr30K): non-commercial research and educational use; cite Elliott et al. 2016",
+    files=tuple(
+        RemoteFile(name=f"{part}.gz", urls=(f"{_MULTI30K_URL}/raw/{part}.gz",), sha256=digest)
+        for part, digest in _MULTI30K_RAW_SHA256.items()
+    ) + tuple(
+        RemoteFile(name=_multi30k_tok_name(part), urls=(f"{_MULTI30K_URL}/tok/{_multi30k_tok_name(part)}",),
+                   sha256=digest)
+        for part, digest in _MULTI30K_TOK_SHA256.items()
+    ),
+    install=_install_multi30k,
+)
+
 DATASETS: dict[str, Dataset] = {
     dataset.name: dataset
     for dataset in (
@@ -257,6 +325,7 @@ DATASETS: dict[str, Dataset] = {
         _FLORES200,
         _OPUS100,
         _TATOEBA_CHALLENGE,
+        _MULTI30K,
         _combine("en-hi", "The default bundle: IITB train/dev/test and Tatoeba", (_IITB, _TATOEBA)),
         _combine("en-hi-everyday", "The default bundle, the Tatoeba Challenge eng-hin test set (more everyday "
                  "pairs to train on) and FLORES-200", (_IITB, _TATOEBA, _TATOEBA_CHALLENGE, _FLORES200)),

@@ -187,6 +187,7 @@ class TranslationService:
             "engine": self.engine,
             "family": model.get("type", "rnn"),
             "languages": languages_of(self.config),
+            "example": self.config.data.example,
             "vocabulary": {"source": len(self.translator.src_vocab), "target": len(self.translator.tgt_vocab)},
             "model": model,
             "decoding_defaults": dataclasses.asdict(self.config.decoding),
@@ -198,7 +199,9 @@ class TranslationService:
 
 
 def languages_of(config) -> dict[str, str | None]:
-    """Source and target language codes, read from a name like 'en-hi' (the dataset's, else the run's)."""
+    """Source and target language codes: data.src_lang/tgt_lang, else read from a name like 'en-hi'."""
+    if config.data.src_lang and config.data.tgt_lang:
+        return {"source": config.data.src_lang, "target": config.data.tgt_lang}
     for name in (config.data.download, config.name):
         match = re.fullmatch(r"([a-z]{2,3})-([a-z]{2,3})(?:-.*)?", name or "")
         if match:
@@ -304,7 +307,7 @@ def create_app(service: TranslationService, limits: ServeLimits | None = None) -
         await batcher.stop()
 
     app = FastAPI(title="seq2seq translation server", version=__version__, lifespan=lifespan,
-                  description="English→Hindi (or whatever the checkpoint translates) neural machine translation. "
+                  description="Neural machine translation between the languages of the checkpoint (see /model). "
                               "Errors: a 4xx status and {\"error\": {\"code\", \"message\", \"details\"}}.")
     app.state.batcher = batcher
     app.state.service = service

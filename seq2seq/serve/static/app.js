@@ -8,6 +8,21 @@ const EOS = "</s>";
 
 const $ = (id) => document.getElementById(id);
 
+// The language codes of the model (from /model), set on the text so browsers pick fonts and voices.
+const languages = { source: null, target: null };
+
+function languageName(code) {
+  try {
+    return new Intl.DisplayNames([navigator.language || "en"], { type: "language" }).of(code) || code;
+  } catch (error) {
+    return code;
+  }
+}
+
+function withLang(attributes, code) {
+  return code ? { ...attributes, lang: code } : attributes;
+}
+
 function element(tag, attributes = {}, text = null) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
@@ -25,10 +40,20 @@ async function describeModel() {
   try {
     const response = await fetch("/model");
     const model = await response.json();
-    const languages = model.languages.source ? `${model.languages.source}→${model.languages.target}` : "";
+    languages.source = model.languages.source;
+    languages.target = model.languages.target;
+    let pair = "";
+    if (languages.source && languages.target) {
+      const source = languageName(languages.source);
+      const target = languageName(languages.target);
+      pair = `${source}→${target}`;
+      $("source-label").textContent = `${source} text, one sentence per line`;
+      $("source").lang = languages.source;
+    }
+    if (model.example) $("source").placeholder = model.example;
     const size = (model.parameters / 1e6).toFixed(1);
     $("model-info").textContent =
-      `${model.checkpoint}: ${languages} ${model.family}, ${size}M parameters, ` +
+      `${model.checkpoint}: ${pair} ${model.family}, ${size}M parameters, ` +
       `default ${model.decoding_defaults.method} search (beam ${model.decoding_defaults.beam_size})`;
     $("source").maxLength = model.limits.max_chars * model.limits.max_sentences;
   } catch (error) {
@@ -95,14 +120,14 @@ function showResults(sentences, answer) {
   results.replaceChildren();
   answer.translations.forEach((translation, index) => {
     const block = element("article", { class: "result" });
-    block.append(element("p", { class: "source", lang: "en" }, sentences[index]));
-    const target = element("p", { class: "target", lang: "hi" }, translation.text);
+    block.append(element("p", withLang({ class: "source" }, languages.source), sentences[index]));
+    const target = element("p", withLang({ class: "target" }, languages.target), translation.text);
     block.append(target);
     if (translation.warning) block.append(element("p", { class: "warning" }, translation.warning));
     const heatmap = element("div", { class: "heatmap" });
     const list = element("ol", { class: "nbest", "aria-label": "n-best list" });
     translation.hypotheses.forEach((hypothesis, rank) => {
-      const item = element("li", { lang: "hi", tabindex: "0" }, hypothesis.text || "(empty)");
+      const item = element("li", withLang({ tabindex: "0" }, languages.target), hypothesis.text || "(empty)");
       const score = hypothesis.score === null ? "" : hypothesis.score.toFixed(3);
       item.append(element("span", { class: "score" }, score));
       const select = () => {
