@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="convert a Transformer checkpoint for another inference engine")
     export.add_argument("checkpoint", help="a Transformer checkpoint, e.g. runs/en-hi-transformer/best.pt")
-    export.add_argument("--format", choices=["ctranslate2"], required=True)
+    export.add_argument("--format", choices=["ctranslate2", "huggingface"], required=True,
+                        help="ctranslate2, or huggingface: a MarianMTModel folder for transformers (needs .[huggingface])")
     export.add_argument("--output", required=True, help="new folder for the exported model")
     export.add_argument("--quantization", default="float32", choices=["float32", "int8", "float16"],
                         help="weight type of the export (default float32)")
@@ -296,6 +297,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.format == "huggingface":
+        from seq2seq.export_huggingface import export_huggingface
+
+        if args.quantization != "float32":
+            raise UserError("--quantization is for --format ctranslate2; a Hugging Face export is float32")
+        export_huggingface(Path(args.checkpoint), Path(args.output))
+        print(f"exported {args.checkpoint} to {args.output} (Hugging Face MarianMTModel)")
+        return 0
     from seq2seq.export import export_ctranslate2
 
     export_ctranslate2(Path(args.checkpoint), Path(args.output), args.quantization)
