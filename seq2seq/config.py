@@ -212,6 +212,8 @@ class ModelConfig:
               f"must divide d_model ({self.d_model}), got {self.heads}")
         for key in ("attention_dropout", "activation_dropout", "decoder_layerdrop"):
             check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", f"must be in [0, 1), got {getattr(self, key)}")
+        check(self.positions == "sinusoidal" or self.position_layout == "interleaved", "model.position_layout",
+              "lays out the sinusoids; with positions: learned it does nothing")
         check(1 <= self.max_positions <= 100_000, "model.max_positions",
               f"must be in [1, 100000], got {self.max_positions}")
         check(-self.decoder_layers <= self.attention_layer < self.decoder_layers, "model.attention_layer",

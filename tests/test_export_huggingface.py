@@ -9,7 +9,9 @@ import torch
 
 from seq2seq.checkpoint import read_model
 from seq2seq.cli import main
+from seq2seq.config import load_config
 from seq2seq.data.batching import pad_pairs
+from seq2seq.errors import UserError
 from seq2seq.model.transformer import sinusoids
 from seq2seq.translator import Translator
 from seq2seq.vocab import PAD_ID
@@ -48,6 +50,11 @@ def test_split_sinusoids_are_marians_table() -> None:
         marian = MarianSinusoidalPositionalEmbedding(50, width).create_weight()
         assert torch.equal(sinusoids(50, width, "split"), marian)
     assert not torch.allclose(sinusoids(50, 64, "interleaved"), sinusoids(50, 64, "split"))
+
+
+def test_a_layout_for_learned_positions_is_a_config_error() -> None:
+    with pytest.raises(UserError, match="model.position_layout: lays out the sinusoids"):
+        load_config(None, ["model.type=transformer", "model.positions=learned", "model.position_layout=split"])
 
 
 def test_the_export_gives_our_ids_and_our_logits(marian_checkpoint: Path, exported: Path,
