@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="convert a Transformer checkpoint for another inference engine")
     export.add_argument("checkpoint", help="a Transformer checkpoint, e.g. runs/en-hi-transformer/best.pt")
     export.add_argument("--format", choices=["ctranslate2", "huggingface"], required=True,
-                        help="ctranslate2, or huggingface: a MarianMTModel folder for transformers (needs .[huggingface])")
+                        help="ctranslate2, or huggingface: a MarianMTModel folder for transformers "
+                             "(needs .[huggingface])")
     export.add_argument("--output", required=True, help="new folder for the exported model")
     export.add_argument("--quantization", default="float32", choices=["float32", "int8", "float16"],
                         help="weight type of the export (default float32)")

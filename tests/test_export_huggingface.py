@@ -104,3 +104,13 @@ def test_what_marian_cannot_express_is_refused_in_one_line(fixture: str, setting
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and setting in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_quantized_hugging_face_export_is_refused(marian_checkpoint: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["export", str(marian_checkpoint), "--format", "huggingface", "--quantization", "int8",
+                 "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == ("error: --quantization is for --format ctranslate2; "
+                                               "a Hugging Face export is float32")
+    assert not (tmp_path / "out").exists()
