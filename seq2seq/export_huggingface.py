@@ -104,7 +104,8 @@ def marian_config(config: Config, vocab_size: int):
         encoder_ffn_dim=m.ff_size, decoder_ffn_dim=m.ff_size, activation_function="relu",
         max_position_embeddings=m.max_positions, scale_embedding=True,
         dropout=m.dropout, attention_dropout=m.attention_dropout, activation_dropout=m.activation_dropout,
-        pad_token_id=PAD_ID, eos_token_id=EOS_ID, forced_eos_token_id=EOS_ID, decoder_start_token_id=BOS_ID,
+        # search settings live in generation_config alone (MarianConfig's own default would force EOS = 0)
+        pad_token_id=PAD_ID, eos_token_id=EOS_ID, forced_eos_token_id=None, decoder_start_token_id=BOS_ID,
         share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
     )
 

@@ -14,7 +14,7 @@ from seq2seq.data.batching import pad_pairs
 from seq2seq.errors import UserError
 from seq2seq.model.transformer import sinusoids
 from seq2seq.translator import Translator
-from seq2seq.vocab import PAD_ID
+from seq2seq.vocab import BOS_ID, PAD_ID
 
 from conftest import tiny_config
 
@@ -44,10 +44,13 @@ def exported(marian_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_split_sinusoids_are_marians_table() -> None:
-    from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
-
+    """The table a MarianMTModel builds for itself (its positions are never saved, always rebuilt)."""
     for width in (64, 7):
-        marian = MarianSinusoidalPositionalEmbedding(50, width).create_weight()
+        config = transformers.MarianConfig(vocab_size=10, d_model=width, max_position_embeddings=50,
+                                           encoder_layers=1, decoder_layers=1, encoder_attention_heads=1,
+                                           decoder_attention_heads=1, encoder_ffn_dim=8, decoder_ffn_dim=8,
+                                           pad_token_id=PAD_ID, decoder_start_token_id=BOS_ID)
+        marian = transformers.MarianMTModel(config).model.encoder.embed_positions.weight
         assert torch.equal(sinusoids(50, width, "split"), marian)
     assert not torch.allclose(sinusoids(50, 64, "interleaved"), sinusoids(50, 64, "split"))
 
