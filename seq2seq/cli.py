@@ -1,4 +1,4 @@
-"""Command line: train, translate, evaluate, download, keys, serve, average, export.
+"""Command line: train, translate, evaluate, download, keys, serve, average, export, score.
 
 User mistakes print one line and exit 2.
 """
@@ -78,10 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="convert a Transformer checkpoint for another inference engine")
     export.add_argument("checkpoint", help="a Transformer checkpoint, e.g. runs/en-hi-transformer/best.pt")
-    export.add_argument("--format", choices=["ctranslate2"], required=True)
+    export.add_argument("--format", choices=["ctranslate2", "huggingface"], required=True,
+                        help="ctranslate2, or huggingface: a MarianMTModel folder for transformers "
+                             "(needs .[huggingface])")
     export.add_argument("--output", required=True, help="new folder for the exported model")
     export.add_argument("--quantization", default="float32", choices=["float32", "int8", "float16"],
                         help="weight type of the export (default float32)")
+
+    score = commands.add_parser("score", help="log-probabilities a model gives translations (forced decoding)")
+    score.add_argument("--checkpoint", required=True, help="model file, e.g. runs/en-hi/best.pt")
+    score.add_argument("--source", required=True, help="source sentences, one per line ('-' reads stdin)")
+    score.add_argument("--target", required=True, help="their translations, one per line, as many as --source")
+    score.add_argument("--pieces", action="store_true",
+                       help="also print each target piece (EOS last) and its log-probability")
+    score.add_argument("--batch-size", type=int, default=64, help="pairs scored together (default: 64)")
+    score.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
 
     average = commands.add_parser("average", help="average the weights of checkpoints of one run into one model")
     average.add_argument("checkpoints", nargs="+", help="two or more checkpoints of the same model and vocabulary")
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate,
                 "download": run_download, "keys": run_keys, "serve": run_serve,
-                "average": run_average, "export": run_export}
+                "average": run_average, "export": run_export, "score": run_score}
     try:
         return handlers[args.command](args) or 0
     except UserError as error:
@@ -289,10 +300,45 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.format == "huggingface":
+        from seq2seq.export_huggingface import export_huggingface
+
+        if args.quantization != "float32":
+            raise UserError("--quantization is for --format ctranslate2; a Hugging Face export is float32")
+        export_huggingface(Path(args.checkpoint), Path(args.output))
+        print(f"exported {args.checkpoint} to {args.output} (Hugging Face MarianMTModel)")
+        return 0
     from seq2seq.export import export_ctranslate2
 
     export_ctranslate2(Path(args.checkpoint), Path(args.output), args.quantization)
     print(f"exported {args.checkpoint} to {args.output} (CTranslate2, {args.quantization})")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """One line per pair: score per piece and total (log-probabilities), then with --pieces the pieces and
+    their scores, tab-separated."""
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    sources, targets = read_lines(args.source), read_lines(args.target)
+    if len(sources) != len(targets):
+        raise UserError(f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}; "
+                        "give one translation per source line")
+    from seq2seq.checkpoint import read_model
+    from seq2seq.scoring import score_pairs
+    from seq2seq.translator import select_device
+
+    device = select_device(args.device)
+    config, model, src_vocab, tgt_vocab = read_model(Path(args.checkpoint))
+    scores = score_pairs(model.to(device), src_vocab, tgt_vocab, sources, targets, args.batch_size,
+                         config.decoding.max_input_pieces)
+    lines = []
+    for pair in scores:
+        line = f"{pair.normalized:.4f}\t{pair.total:.4f}"
+        if args.pieces:
+            line += "\t" + " ".join(pair.pieces) + "\t" + " ".join(f"{s:.4f}" for s in pair.piece_scores)
+        lines.append(line)
+    write_output(lines, None)
     return 0
 
 

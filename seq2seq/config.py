@@ -202,13 +202,17 @@ class ModelConfig:
     activation_dropout: float = doc("transformer: dropout after the feed-forward activation", 0.0)
     norm: Literal["pre", "post"] = doc("transformer: LayerNorm before each sublayer (pre) or after the residual", "pre")
     positions: Literal["sinusoidal", "learned"] = doc("transformer: position encoding", "sinusoidal")
+    position_layout: Literal["interleaved", "split"] = doc(
+        "transformer: sinusoid channels: sin and cos interleaved (Vaswani et al.), or sin in the first half and cos "
+        "in the second (Marian's layout, which export --format huggingface needs)", "interleaved"
+    )
     max_positions: int = doc("transformer: longest source or target (pieces + EOS/BOS) the model accepts", 512)
     decoder_layerdrop: float = doc("transformer: probability of skipping each decoder layer in a training batch", 0.0)
     attention_layer: int = doc("transformer: decoder layer whose cross-attention heatmaps show (-1 = last)", -1)
 
     RNN_KEYS: ClassVar[tuple[str, ...]] = ("rnn", "attention", "emb_size", "encoder_hidden", "decoder_hidden", "bidirectional", "layer_norm")
     TRANSFORMER_KEYS: ClassVar[tuple[str, ...]] = ("d_model", "heads", "ff_size", "attention_dropout", "activation_dropout", "norm",
-                        "positions", "max_positions", "decoder_layerdrop", "attention_layer")
+                        "positions", "position_layout", "max_positions", "decoder_layerdrop", "attention_layer")
 
     def foreign_keys(self) -> tuple[str, ...]:
         """The keys that belong to the other family."""
@@ -249,6 +253,8 @@ class ModelConfig:
               f"must divide d_model ({self.d_model}), got {self.heads}")
         for key in ("attention_dropout", "activation_dropout", "decoder_layerdrop"):
             check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", f"must be in [0, 1), got {getattr(self, key)}")
+        check(self.positions == "sinusoidal" or self.position_layout == "interleaved", "model.position_layout",
+              "lays out the sinusoids; with positions: learned it does nothing")
         check(1 <= self.max_positions <= 100_000, "model.max_positions",
               f"must be in [1, 100000], got {self.max_positions}")
         check(-self.decoder_layers <= self.attention_layer < self.decoder_layers, "model.attention_layer",

@@ -48,14 +48,25 @@ class TransformerState:
         return TransformerState(cache, self.position)
 
 
-def sinusoids(positions: int, width: int) -> torch.Tensor:
-    """The paper's fixed encoding: sin on even, cos on odd channels, wavelengths up to 10000 * 2pi."""
-    position = torch.arange(positions, dtype=torch.float32).unsqueeze(1)
-    rates = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
-    table = torch.zeros(positions, width)
-    table[:, 0::2] = torch.sin(position * rates)
-    table[:, 1::2] = torch.cos(position * rates[: width // 2])
-    return table
+def sinusoids(positions: int, width: int, layout: str = "interleaved") -> torch.Tensor:
+    """The paper's fixed encoding, wavelengths up to 10000 * 2pi, channel pair i at rate 10000 ** (-2i / width).
+
+    interleaved: sin on even, cos on odd channels (the paper's layout). split: sin on the first
+    ceil(width / 2) channels, cos on the rest, computed in float64 as Hugging Face's Marian does, so
+    an export there reads the same table.
+    """
+    dtype = torch.float64 if layout == "split" else torch.float32
+    position = torch.arange(positions, dtype=dtype).unsqueeze(1)
+    rates = torch.exp(torch.arange(0, width, 2, dtype=dtype) * (-math.log(10000.0) / width))
+    table = torch.zeros(positions, width, dtype=dtype)
+    if layout == "split":
+        half = rates.numel()
+        table[:, :half] = torch.sin(position * rates)
+        table[:, half:] = torch.cos(position * rates[: width - half])
+    else:
+        table[:, 0::2] = torch.sin(position * rates)
+        table[:, 1::2] = torch.cos(position * rates[: width // 2])
+    return table.float()
 
 
 class Embedder(nn.Module):
@@ -70,7 +81,8 @@ class Embedder(nn.Module):
         self.scale = math.sqrt(config.d_model)
         self.learned = nn.Embedding(config.max_positions, config.d_model) if config.positions == "learned" else None
         if self.learned is None:
-            self.register_buffer("sinusoids", sinusoids(config.max_positions, config.d_model), persistent=False)
+            table = sinusoids(config.max_positions, config.d_model, config.position_layout)
+            self.register_buffer("sinusoids", table, persistent=False)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
