@@ -29,6 +29,7 @@ from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
 from seq2seq.files import atomic_write
 from seq2seq.loss import sequence_loss
+from seq2seq.runlock import lock_run
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.translator import Translator, select_device
 from seq2seq.validation import Validator, improves
@@ -235,6 +236,7 @@ class Trainer:
         self.world.barrier()
         check_files_exist(config.data)
         self.eval_sets = load_eval_sets(config.data, config.seed)  # data errors come before any file is written
+        self.run_lock = lock_run(self.run_path, self.world)  # before any check or write: one writer per run folder
         existing = open_run_dir(self.run_path, resume, self.world)
         if self.world.is_main:
             setup_logging(self.run_path)
@@ -390,6 +392,7 @@ class Trainer:
             log.info("resume with: python train.py --config %s --resume", self.run_path / "config.yaml")
         if self.writer is not None:
             self.writer.close()
+        self.run_lock.release()
         return stop_reason
 
     def _limit_reached(self, budget: float) -> StopReason | None:
