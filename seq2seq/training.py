@@ -28,9 +28,10 @@ from seq2seq.ema import WeightAverage
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
 from seq2seq.files import atomic_write
+from seq2seq.fulldisk import full_disk_stops_the_run
 from seq2seq.loss import sequence_loss
-from seq2seq.runlock import lock_run
 from seq2seq.model.build import build_model, count_parameters
+from seq2seq.runlock import lock_run
 from seq2seq.translator import Translator, select_device
 from seq2seq.validation import Validator, improves
 
@@ -320,9 +321,10 @@ class Trainer:
         if not self.world.is_main:
             return path
         payload = self._payload()  # with EMA this averages and copies the weights: once per save
-        save_checkpoint(path, payload)
+        previous = (checkpoint_files(self.run_path) or [None])[-1]  # sizes the free-space check
+        save_checkpoint(path, payload, like=previous)
         if best:
-            save_checkpoint(self.run_path / "best.pt", payload)
+            save_checkpoint(self.run_path / "best.pt", payload, like=path)
         for old in checkpoint_files(self.run_path)[: -self.config.training.keep_last]:
             old.unlink(missing_ok=True)
         return path
@@ -506,8 +508,12 @@ def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool =
 
 
 def train(config: Config, resume: bool = False) -> Trainer:
-    trainer = Trainer(config, resume)
-    stop_reason = trainer.train()
+    with full_disk_stops_the_run(config.run_path):
+        trainer = Trainer(config, resume)
+        try:
+            stop_reason = trainer.train()
+        finally:
+            trainer.run_lock.release()  # now, not whenever a failed trainer is garbage-collected
     best = trainer.run_path / "best.pt"
     decode_tests = trainer.eval_sets.tests and best.is_file() and not stop_reason.interrupted
     if decode_tests and trainer.world.is_main:  # the other processes wait rather than decode the same sets
