@@ -67,6 +67,7 @@ def train_command(data: Path, run_dir: Path, *extra: str) -> list[str]:
     return command + list(extra)
 
 
+@pytest.mark.slow
 def test_two_runs_racing_for_one_folder_one_trains(reversal_data: Path, tmp_path: Path) -> None:
     racers = [subprocess.Popen(train_command(reversal_data, tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -92,6 +93,7 @@ def test_two_runs_racing_for_one_folder_one_trains(reversal_data: Path, tmp_path
     assert "stopped by SIGTERM" in log.read_text()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_not_blocked(reversal_data: Path, tmp_path: Path) -> None:
     run_path = tmp_path / "tiny"
     process = subprocess.Popen(train_command(reversal_data, tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
