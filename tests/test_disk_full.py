@@ -202,3 +202,27 @@ def test_a_real_full_disk_stops_train_py_with_one_line(reversal_data: Path, tmp_
         assert_only_whole_checkpoints(disk / "tiny")
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_an_export_filling_the_disk_leaves_nothing_that_blocks_a_retry(tiny_transformer_checkpoint: Path,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ctranslate2", reason="CTranslate2 is not installed (pip install -e '.[ctranslate2]')")
+    from seq2seq.export import export_ctranslate2
+
+    write_bytes = Path.write_bytes
+
+    def full_at_the_second_vocabulary(self: Path, data: bytes) -> int:
+        if self.name == "tgt.spm.model":
+            write_bytes(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_at_the_second_vocabulary)
+    output = tmp_path / "exported"
+    with pytest.raises(DiskFull, match=r"cannot write: the disk is full .*the half-written export was removed"):
+        export_ctranslate2(tiny_transformer_checkpoint, output)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    export_ctranslate2(tiny_transformer_checkpoint, output)
+    assert (output / "model.bin").is_file() and (output / "tgt.spm.model").is_file()
