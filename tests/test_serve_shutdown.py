@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import threading
@@ -42,3 +43,24 @@ def test_sigterm_lets_accepted_requests_finish_and_refuses_new_ones(tiny_checkpo
         raise
     assert server.process.returncode == -signal.SIGTERM
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_the_drain_is_bounded_when_a_request_never_finishes() -> None:
+    import uvicorn
+
+    from seq2seq.serve.server import DrainGate, draining_server
+
+    async def never_called(scope, receive, send) -> None:
+        raise AssertionError("the app was reached")
+
+    gate = DrainGate(never_called)
+    server = draining_server(uvicorn, uvicorn.Config(gate), gate, drain_seconds=0.3)
+
+    async def scenario() -> list[bool]:
+        gate.in_flight = 1  # a request that hangs
+        server.handle_exit(signal.SIGTERM, None)
+        early = await server.on_tick(1)
+        await asyncio.sleep(0.4)
+        return [gate.draining, early, await server.on_tick(2)]
+
+    assert asyncio.run(scenario()) == [True, False, True]

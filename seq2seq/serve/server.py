@@ -1,8 +1,9 @@
 """Start the API on a socket with uvicorn: `python -m seq2seq serve` ends up here.
 
 SIGTERM (or a first Ctrl-C) drains the server: requests already accepted finish, for up to
-DRAIN_SECONDS, while every new one is answered 503 at once; then uvicorn shuts down. A client
-is never left with a half-sent answer or a refused connection it cannot tell from a crash.
+DRAIN_SECONDS, while every new one is answered 503 at once; then uvicorn shuts down. Clients
+get their answer, or a 503 to retry elsewhere, instead of a refused connection that looks like
+a crash.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class DrainGate:
 
 
 def draining_server(uvicorn: Any, config: Any, gate: DrainGate, drain_seconds: float = DRAIN_SECONDS) -> Any:
-    """A uvicorn.Server whose first SIGTERM or SIGINT drains the gate before the usual shutdown; a second SIGINT
-    still forces it. (uvicorn is imported lazily, as an extra, so the class is made here.)"""
+    """A uvicorn.Server whose first SIGTERM or SIGINT drains the gate before the usual shutdown; a second signal
+    starts that shutdown at once. (uvicorn is imported lazily, as an extra, so the class is made here.)"""
 
     class DrainingServer(uvicorn.Server):
         deadline: float | None = None
@@ -86,7 +87,7 @@ def draining_server(uvicorn: Any, config: Any, gate: DrainGate, drain_seconds: f
             super().handle_exit(sig, frame)
 
         async def on_tick(self, counter: int) -> bool:
-            drained = gate.in_flight == 0 or time.monotonic() >= self.deadline if self.deadline else False
+            drained = self.deadline is not None and (gate.in_flight == 0 or time.monotonic() >= self.deadline)
             if drained and not self.should_exit:
                 super().handle_exit(self.drain_signal, None)  # now uvicorn's own shutdown, as the signal asked
             return await super().on_tick(counter)
