@@ -13,8 +13,8 @@ import pytest
 
 from conftest import ROOT, write_reversal_task
 
-# Each child imports everything first, says it is ready, then waits for the go file, so both build the cache at the same moment.
-# With same_pid both report pid 1, as two containers sharing a cache volume may.
+# Each child imports everything first, says it is ready, then waits for the go file, so both build the cache
+# at the same moment. With same_pid both report pid 1, as two containers sharing a cache volume may.
 CHILD = """
 import os, sys, time
 from pathlib import Path

@@ -16,8 +16,8 @@ from seq2seq.errors import UserError
 from seq2seq.runlock import LOCK_FILE, acquire
 from seq2seq.training import Trainer
 
-HOLD = "import sys, time; from seq2seq.runlock import acquire; lock = acquire(sys.argv[1]); print('held', flush=True); " \
-       "time.sleep(600)"
+HOLD = ("import sys, time; from seq2seq.runlock import acquire; lock = acquire(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(600)")
 
 
 def hold_in_child(run_path: Path) -> subprocess.Popen:
