@@ -69,9 +69,12 @@ def read_model(path: str | Path) -> tuple[Config, EncoderDecoder, Vocab, Vocab]:
     return config, model, src_vocab, tgt_vocab
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, payload: dict[str, Any], like: Path | None = None) -> None:
+    """Write atomically. `like`, an earlier checkpoint of the same run, sizes a free-space check made first:
+    a run whose next checkpoint cannot fit stops before writing it rather than part-way through."""
     payload = {"format_version": FORMAT_VERSION, "package_version": __version__, **payload}
-    atomic_write(path, lambda stream: torch.save(payload, stream))
+    expected = like.stat().st_size if like is not None and like.is_file() else 0
+    atomic_write(path, lambda stream: torch.save(payload, stream), expected_size=expected)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

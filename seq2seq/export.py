@@ -10,6 +10,7 @@ came from: checkpoint format, package version, parameters, weight type) for the 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from seq2seq import __version__
 from seq2seq.checkpoint import FORMAT_VERSION, read_model
 from seq2seq.config import config_to_dict
 from seq2seq.errors import UserError
+from seq2seq.files import removed_if_unfinished
 from seq2seq.model.build import count_parameters
 from seq2seq.model.transformer import MultiHeadAttention, Transformer
 from seq2seq.vocab import Vocab
@@ -117,12 +119,17 @@ def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "floa
     spec = transformer_spec(model.eval(), src_vocab, tgt_vocab)
     spec.validate()
     spec.optimize(quantization=quantization)
-    output.mkdir(parents=True, exist_ok=True)
-    spec.save(str(output))
-    (output / "src.spm.model").write_bytes(src_vocab.model_proto)
-    (output / "tgt.spm.model").write_bytes(tgt_vocab.model_proto)
-    stored = yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
-    (output / CONFIG_FILE).write_text(stored, encoding="utf-8")
-    info = {"format_version": FORMAT_VERSION, "package_version": __version__, "checkpoint": checkpoint.name,
-            "parameters": count_parameters(model), "quantization": quantization}
-    (output / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    # built beside the target and renamed into place: a failed export (a full disk) leaves no half folder behind
+    # that would block the next try as "not empty"
+    staging = output.parent / f".{output.name}.{os.getpid()}.tmp"
+    with removed_if_unfinished(staging, "the half-written export was removed; free some space and export again"):
+        staging.mkdir(parents=True)
+        spec.save(str(staging))
+        (staging / "src.spm.model").write_bytes(src_vocab.model_proto)
+        (staging / "tgt.spm.model").write_bytes(tgt_vocab.model_proto)
+        stored = yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
+        (staging / CONFIG_FILE).write_text(stored, encoding="utf-8")
+        info = {"format_version": FORMAT_VERSION, "package_version": __version__, "checkpoint": checkpoint.name,
+                "parameters": count_parameters(model), "quantization": quantization}
+        (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(staging, output)  # over an empty folder too

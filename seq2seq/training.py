@@ -28,8 +28,10 @@ from seq2seq.ema import WeightAverage
 from seq2seq.errors import UserError
 from seq2seq.evaluation import Scores, score
 from seq2seq.files import atomic_write
+from seq2seq.fulldisk import full_disk_stops_the_run
 from seq2seq.loss import sequence_loss
 from seq2seq.model.build import build_model, count_parameters
+from seq2seq.runlock import lock_run
 from seq2seq.translator import Translator, select_device
 from seq2seq.validation import Validator, improves
 
@@ -235,6 +237,7 @@ class Trainer:
         self.world.barrier()
         check_files_exist(config.data)
         self.eval_sets = load_eval_sets(config.data, config.seed)  # data errors come before any file is written
+        self.run_lock = lock_run(self.run_path, self.world)  # before any check or write: one writer per run folder
         existing = open_run_dir(self.run_path, resume, self.world)
         if self.world.is_main:
             setup_logging(self.run_path)
@@ -319,9 +322,10 @@ class Trainer:
         if not self.world.is_main:
             return path
         payload = self._payload()  # with EMA this averages and copies the weights: once per save
-        save_checkpoint(path, payload)
+        previous = (checkpoint_files(self.run_path) or [None])[-1]  # sizes the free-space check
+        save_checkpoint(path, payload, like=previous)
         if best:
-            save_checkpoint(self.run_path / "best.pt", payload)
+            save_checkpoint(self.run_path / "best.pt", payload, like=path)
         for old in checkpoint_files(self.run_path)[: -self.config.training.keep_last]:
             old.unlink(missing_ok=True)
         return path
@@ -391,6 +395,7 @@ class Trainer:
             log.info("resume with: python train.py --config %s --resume", self.run_path / "config.yaml")
         if self.writer is not None:
             self.writer.close()
+        self.run_lock.release()
         return stop_reason
 
     def _limit_reached(self, budget: float) -> StopReason | None:
@@ -510,8 +515,12 @@ def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool =
 
 
 def train(config: Config, resume: bool = False) -> Trainer:
-    trainer = Trainer(config, resume)
-    stop_reason = trainer.train()
+    with full_disk_stops_the_run(config.run_path):
+        trainer = Trainer(config, resume)
+        try:
+            stop_reason = trainer.train()
+        finally:
+            trainer.run_lock.release()  # now, not whenever a failed trainer is garbage-collected
     best = trainer.run_path / "best.pt"
     decode_tests = trainer.eval_sets.tests and best.is_file() and not stop_reason.interrupted
     if decode_tests and trainer.world.is_main:  # the other processes wait rather than decode the same sets

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from seq2seq.data.batching import Batch, DamagedCache, EncodedCorpus, EncodedCor
 from seq2seq.data.cleaning import PairFilter
 from seq2seq.data.corpus import EvalSets, data_files, training_pairs
 from seq2seq.errors import UserError
-from seq2seq.files import atomic_write, sha256_file
+from seq2seq.files import atomic_write, removed_if_unfinished, sha256_file
 from seq2seq.vocab import Vocab, train_vocab
 
 log = logging.getLogger("seq2seq")
@@ -43,6 +44,7 @@ VOCAB_CHECKSUMS = "checksums.json"
 # files produce: cleaning rules or their order, normalisation, holdout or reservoir sampling,
 # vocabulary training, encoding, or the cache's file layout. Caches of other versions are then ignored.
 DATA_FORMAT_VERSION = 2
+CACHE_ADVICE = "the half-built cache entry was removed; free some space or set data.cache_dir to a larger disk"
 
 
 @dataclass
@@ -151,8 +153,8 @@ def _reusable(folder: Path, what: str, verify: Callable[[Path], None]) -> bool:
 
 
 def _staging(cache: Path, name: str) -> Path:
-    staging = cache / f".{name}.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
+    """A new folder of this process's own: a process in another container sharing the cache may have our pid."""
+    staging = cache / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     staging.mkdir(parents=True)
     return staging
 
@@ -186,16 +188,17 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
     staging = _staging(cache, folder.name)
     jobs = [(("src", "tgt"), src + tgt, v.src_size)] if v.joint else [(("src",), src, v.src_size),
                                                                       (("tgt",), tgt, v.tgt_size)]
-    for sides, texts, size in jobs:
-        log.info("training the %s vocabulary (%s, %d pieces) on %s sentences", " and ".join(sides), v.type, size,
-                 f"{len(texts):,}")
-        proto = train_vocab(texts, size, v, config.seed).model_proto
-        for side in sides:
-            (staging / VOCAB_FILES[side]).write_bytes(proto)
-        texts.clear()
-    checksums = {name: sha256_file(staging / name) for name in VOCAB_FILES.values()}
-    (staging / VOCAB_CHECKSUMS).write_text(json.dumps(checksums))
-    _publish(staging, folder)
+    with removed_if_unfinished(staging, CACHE_ADVICE):
+        for sides, texts, size in jobs:
+            log.info("training the %s vocabulary (%s, %d pieces) on %s sentences", " and ".join(sides), v.type,
+                     size, f"{len(texts):,}")
+            proto = train_vocab(texts, size, v, config.seed).model_proto
+            for side in sides:
+                (staging / VOCAB_FILES[side]).write_bytes(proto)
+            texts.clear()
+        checksums = {name: sha256_file(staging / name) for name in VOCAB_FILES.values()}
+        (staging / VOCAB_CHECKSUMS).write_text(json.dumps(checksums))
+        _publish(staging, folder)
     return folder
 
 
@@ -263,12 +266,12 @@ def prepare_training_data(config: Config, eval_sets: EvalSets, run_path: Path) -
     if _reusable(folder, "encoded corpus", _verify_corpus):
         return folder
     staging = _staging(cache, folder.name)
-    report = encode_training_pairs(config, eval_sets, Vocab(src_proto), Vocab(tgt_proto), staging)
-    if report.kept == 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
-    (staging / "report.json").write_text(json.dumps(dataclasses.asdict(report)))
-    _publish(staging, folder)
+    with removed_if_unfinished(staging, CACHE_ADVICE):
+        report = encode_training_pairs(config, eval_sets, Vocab(src_proto), Vocab(tgt_proto), staging)
+        if report.kept == 0:
+            raise UserError("data.train: no training pairs are left after cleaning; check data.cleaning and the files")
+        (staging / "report.json").write_text(json.dumps(dataclasses.asdict(report)))
+        _publish(staging, folder)
     return folder
 
 
