@@ -58,6 +58,18 @@ def test_generate_decodes_the_best_checkpoint_with_beam_5_and_bpe_removed(peer, 
     assert settings.corpus("valid", "en").name == "val.lc.norm.tok.en"
 
 
+def test_fairseq_runs_on_the_given_threads_and_can_read_its_own_checkpoints(peer):
+    env = peer.fairseq_env(2)
+    assert (env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]) == ("2", "2")
+    assert env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] == "1"  # fairseq pickles an argparse.Namespace
+
+
+def test_smoke_settings_change_only_what_they_name(peer):
+    settings = peer.parse_args(["--budget", "170", "--max-tokens", "1024", "--update-freq", "1", "--limit", "100"])
+    assert (settings.max_tokens, settings.update_freq, settings.limit) == (1024, 1, 100)
+    assert (settings.warmup_updates, settings.lr, settings.patience) == (2000, 0.005, 10)
+
+
 def test_the_joint_bpe_is_learned_once_and_preprocessing_shares_one_dictionary(peer, tmp_path: Path):
     settings = peer.FairseqSettings(budget=60, work=tmp_path, merges=8000)
     assert peer.learn_bpe_cmd(settings)[1:] == ["learn-bpe", "-s", "8000"]

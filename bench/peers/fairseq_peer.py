@@ -11,7 +11,7 @@ The pipeline, each stage a child process from bench/peers/envs/fairseq:
   5. sacrebleu BLEU (tokenize none: the data are Moses-tokenized already), chrF and length ratio
 One JSON line is printed and written to <work>/fairseq.json.
 
-    python bench/peers/fairseq_peer.py --budget 180 --threads 2    # a smoke run
+    python bench/peers/fairseq_peer.py --budget 180 --threads 2 --limit 100   # a smoke run
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class FairseqSettings:
     beam: int = 5
     decode_batch: int = 128
     log_interval: int = 10
+    limit: int | None = None         # val and test cut to their first N sentences (smoke runs)
     # start-up, the last validation and the last save may run past the budget by this much before
     # the process group gets SIGINT (fairseq stops itself at the budget; this only catches a hang)
     grace: float = 300.0
@@ -128,8 +129,14 @@ def generate_cmd(s: FairseqSettings, bin_dir: Path, checkpoint: Path, subset: st
             "--gen-subset", subset, "--beam", str(s.beam), "--batch-size", str(s.decode_batch), "--remove-bpe"]
 
 
-def thread_env(threads: int) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+def fairseq_env(threads: int) -> dict[str, str]:
+    """The thread count, and torch.load as fairseq 0.12 expects it.
+
+    fairseq's checkpoints pickle an argparse.Namespace and omegaconf objects, which torch >= 2.6
+    refuses to load by default (weights_only=True); the checkpoints read here are the run's own.
+    """
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 
 
 # ------------------------------------------------------------------------ log parsing
@@ -243,7 +250,7 @@ def step(cmd: list[str], log: Path, stdin: Path | None = None, stdout: Path | No
          budget: float | None = None, grace: float = 120.0, threads: int = 2):
     """Run one stage measured; a failing stage raises with its log's path."""
     result = run_measured(cmd, log, budget=budget, grace=grace, stdin_path=stdin, stdout_path=stdout,
-                          env=thread_env(threads), tag="fairseq")
+                          env=fairseq_env(threads), tag="fairseq")
     if result.rc != 0 and not result.interrupted:
         raise PeerError(f"{Path(cmd[0]).name} failed (exit status {result.rc}); see {log}")
     return result
@@ -262,8 +269,11 @@ def prepare(s: FairseqSettings) -> Path:
     joint.unlink()
     for split in SPLITS:
         for lang in (s.src, s.tgt):
-            step(apply_bpe_cmd(s, codes), s.run_dir / "apply-bpe.log", stdin=s.corpus(split, lang),
-                 stdout=bpe_dir / f"{split}.{lang}", threads=1)
+            out = bpe_dir / f"{split}.{lang}"
+            step(apply_bpe_cmd(s, codes), s.run_dir / f"apply-bpe.{split}.{lang}.log", stdin=s.corpus(split, lang),
+                 stdout=out, threads=1)
+            if s.limit and split != "train":
+                out.write_text("".join(f"{line}\n" for line in read_lines(out)[:s.limit]), encoding="utf-8")
     step(preprocess_cmd(s, bpe_dir, bin_dir), s.run_dir / "preprocess.log", threads=s.threads)
     return bin_dir
 
@@ -290,7 +300,7 @@ def run(s: FairseqSettings) -> dict:
                        stdout=out, threads=s.threads)
         hypotheses = parse_generate(out.read_text(encoding="utf-8"))
         (s.run_dir / f"{subset}.hyp.{s.tgt}").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
-        scores = score(hypotheses, read_lines(s.corpus(subset, s.tgt)))
+        scores = score(hypotheses, read_lines(s.corpus(subset, s.tgt))[:s.limit])
         result.update({f"{name}_{key}": value for key, value in scores.items()})
         result[f"{name}_decode_wall_s"] = round(decoded.wall_s, 1)
     result["settings"] = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(s).items()}
@@ -305,12 +315,17 @@ def parse_args(argv: list[str] | None = None) -> FairseqSettings:
     ap.add_argument("--work", type=Path, default=FairseqSettings.work)
     ap.add_argument("--threads", type=int, default=FairseqSettings.threads)
     ap.add_argument("--merges", type=int, default=FairseqSettings.merges, help="joint BPE merges")
+    ap.add_argument("--limit", type=int, help="validate and decode only the first N val and test sentences")
+    smoke = ap.add_argument_group("the paper's settings, to change only for a smoke run on a busy machine")
+    for name in ("max_tokens", "update_freq", "warmup_updates"):
+        smoke.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(FairseqSettings, name))
     args = ap.parse_args(argv)
     src, _, tgt = args.pair.partition("-")
     if src != "en" or tgt not in ("de", "fr"):
         ap.error(f"--pair {args.pair}: expected en-de or en-fr")
     return FairseqSettings(budget=args.budget, data=args.data, work=args.work, src=src, tgt=tgt,
-                           threads=args.threads, merges=args.merges)
+                           threads=args.threads, merges=args.merges, limit=args.limit, max_tokens=args.max_tokens,
+                           update_freq=args.update_freq, warmup_updates=args.warmup_updates)
 
 
 def main(argv: list[str] | None = None) -> int:
