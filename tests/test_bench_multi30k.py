@@ -54,6 +54,7 @@ def test_generate_decodes_the_best_checkpoint_with_beam_5_and_bpe_removed(peer, 
     command = peer.generate_cmd(settings, tmp_path / "bin", tmp_path / "checkpoint_best.pt", "test")
     assert (flag(command, "--beam"), flag(command, "--gen-subset"), flag(command, "--target-lang")) == ("5", "test", "fr")
     assert "--remove-bpe" in command and flag(command, "--path").endswith("checkpoint_best.pt")
+    assert flag(command, "--required-batch-size-multiple") == "1"  # the default 8 drops up to 7 sentences
     assert settings.corpus("test", "fr").name == "test_2016_flickr.lc.norm.tok.fr"
     assert settings.corpus("valid", "en").name == "val.lc.norm.tok.en"
 
