@@ -99,9 +99,14 @@ def run_seq2seq(args: argparse.Namespace, work: Path) -> dict:
     if trained.rc != 0:
         return {"error": f"train.py failed (exit status {trained.rc}); see {work / 'seq2seq-train.stdout.log'}"}
     run_path = load_config(args.config, [f"name={name}"], str(args.data)).run_path
-    result = {"system": "seq2seq", "peak_rss_mb": round(trained.peak_rss_mb, 1), "train_wall_s": round(trained.wall_s, 1),
+    result = {"system": "seq2seq", "peak_rss_mb": round(trained.peak_rss_mb, 1),
+              "train_wall_s": round(trained.wall_s, 1),
               **seq2seq_log_figures((run_path / "train.log").read_text(encoding="utf-8"))}
-    return result | decode_seq2seq(args.config, args.data, name, args.threads, args.tok_dir, args.pair.split("-")[1])
+    try:
+        return result | decode_seq2seq(args.config, args.data, name, args.threads, args.tok_dir,
+                                       args.pair.split("-")[1])
+    except PeerError as error:
+        return result | {"error": str(error)}
 
 
 def run_fairseq(args: argparse.Namespace, work: Path) -> dict:
