@@ -1,7 +1,7 @@
 """Float against int8 decoding of one checkpoint: sentences/s, peak RSS, chrF, BLEU and length ratio.
 
     python bench/quantize.py --checkpoint runs/en-hi/best.pt --data ../shared/data --threads 2
-    python bench/quantize.py --checkpoint runs/en-hi-transformer/best.pt --ctranslate2 --limit 500
+    python bench/quantize.py --checkpoint runs/en-hi/best.pt --ctranslate2 --limit 500
 
 Decodes the IITB test set (or its first --limit lines) greedily and with beam 5 with the float
 model and with `translate.py --quantize`'s int8 model; with --ctranslate2 (a Transformer
@@ -43,10 +43,9 @@ def run_engine(engine: str, args: argparse.Namespace, sources: list[str], refere
         torch.set_num_threads(args.threads)
     translator = translator_for(engine, args.checkpoint, args.threads, export_dir)
     for method in ("greedy", "beam"):
-        translator.decoding = dataclasses.replace(translator.decoding, method=method, beam_size=5,
-                                                  batch_size=args.batch_size)
+        decoding = dataclasses.replace(translator.decoding, method=method, beam_size=5, batch_size=args.batch_size)
         start = time.perf_counter()
-        hypotheses = [nbest[0].text for nbest in translator.translate(sources)]
+        hypotheses = [nbest[0].text for nbest in translator.translate(sources, decoding=decoding)]
         seconds = time.perf_counter() - start
         scores = score(hypotheses, references)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

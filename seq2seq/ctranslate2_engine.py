@@ -1,4 +1,4 @@
-"""Decoding with an exported CTranslate2 model behind the Translator's interface.
+"""Decoding with an exported CTranslate2 model: an engine under seq2seq's Translator.
 
 Text cleaning, encoding, truncation, batching and the output rules are the Translator's;
 only the search runs in CTranslate2. Its options map onto seq2seq's decoding settings with
@@ -26,43 +26,27 @@ from seq2seq.vocab import Vocab
 EOS_PIECE = "</s>"
 
 
-class CTranslate2Translator(Translator):
-    def __init__(self, folder: Path, decoding: DecodingConfig, device: str = "cpu", threads: int = 0):
+class CTranslate2Engine:
+    """Runs the search of an export folder in CTranslate2; `search` takes the settings of each call."""
+
+    def __init__(self, folder: Path, device: str = "cpu", threads: int = 0, max_positions: int | None = None):
         ctranslate2 = import_ctranslate2()
-        self.folder = folder
         # CTranslate2 sets the process's OpenMP thread count to intra_threads (0 = every core), which
         # would also change torch's; by default it takes torch's count, so the process keeps one setting
-        self.engine = ctranslate2.Translator(str(folder), device=device,
-                                             intra_threads=threads or torch.get_num_threads())
+        self.translator = ctranslate2.Translator(str(folder), device=device,
+                                                 intra_threads=threads or torch.get_num_threads())
         self.src_vocab = Vocab((folder / "src.spm.model").read_bytes())
         self.tgt_vocab = Vocab((folder / "tgt.spm.model").read_bytes())
-        self.decoding = decoding
         self.device = torch.device(device)  # what the engine runs on; inputs stay on the CPU
-        self.max_positions: int | None = None
-        self.config: Config | None = None  # the exported checkpoint's, set by from_directory
-        # where the model came from; exports made before export.json existed have none
-        info = folder / INFO_FILE
-        self.info: dict = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
+        self.max_positions = max_positions
 
-    @classmethod
-    def from_directory(cls, folder: str | Path, device: str = "auto", threads: int = 0,
-                       **decoding_overrides) -> CTranslate2Translator:
-        folder = Path(folder)
-        if not (folder / "model.bin").is_file() or not (folder / CONFIG_FILE).is_file():
-            raise UserError(f"{folder}: not a CTranslate2 export of seq2seq "
-                            "(make one with python -m seq2seq export --format ctranslate2)")
-        config = config_from_dict(yaml.safe_load((folder / CONFIG_FILE).read_text(encoding="utf-8")),
-                                  source=f"{folder / CONFIG_FILE}")
-        engine_device = "cuda" if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "cpu"
-        translator = cls(folder, dataclasses.replace(config.decoding, **decoding_overrides), engine_device, threads)
-        translator.max_positions = config.model.max_positions
-        translator.config = config
-        return translator
-
-    def search(self, sources: list[list[int]], record_attention: bool) -> list[list[Hypothesis]]:
-        d = self.decoding
+    def search(self, sources: list[list[int]], decoding: DecodingConfig, record_attention: bool,
+               prefixes: list[list[int]] | None = None) -> list[list[Hypothesis]]:
+        d = decoding
         lengths = torch.tensor([len(s) + 1 for s in sources])
         limits = output_limits(lengths, d, self.max_positions).tolist()  # steps, EOS included
+        if prefixes is not None:  # as seq2seq's search: a prefix always has room for EOS after it
+            limits = [max(limit, len(prefix) + 1) for limit, prefix in zip(limits, prefixes)]
         if d.method == "sample":
             import_ctranslate2().set_random_seed(d.seed)
         options = dict(
@@ -79,8 +63,10 @@ class CTranslate2Translator(Translator):
             sampling_topp=d.top_p if d.method == "sample" else 1.0,
             sampling_temperature=max(d.temperature, 1e-6) if d.method == "sample" else 1.0,
         )
+        if prefixes is not None:
+            options["target_prefix"] = [self.tgt_vocab.pieces(prefix) for prefix in prefixes]
         batch = [self.src_vocab.pieces(row) + [EOS_PIECE] for row in sources]
-        results = self.engine.translate_batch(batch, **options)
+        results = self.translator.translate_batch(batch, **options)
         outputs = []
         for result, limit, source in zip(results, limits, sources):
             nbest = []
@@ -95,3 +81,29 @@ class CTranslate2Translator(Translator):
                 nbest.append(Hypothesis(tokens, float(result.scores[k]), attention))
             outputs.append(nbest)
         return outputs
+
+
+class CTranslate2Translator(Translator):
+    """The Translator of an export folder, with the exported checkpoint's config and provenance."""
+
+    def __init__(self, folder: Path, config: Config, device: str = "cpu", threads: int = 0,
+                 decoding: DecodingConfig | None = None):
+        engine = CTranslate2Engine(folder, device, threads, config.model.max_positions)
+        super().__init__(engine, engine.src_vocab, engine.tgt_vocab, decoding or config.decoding)
+        self.folder = folder
+        self.config = config
+        # where the model came from; exports made before export.json existed have none
+        info = folder / INFO_FILE
+        self.info: dict = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
+
+    @classmethod
+    def from_directory(cls, folder: str | Path, device: str = "auto", threads: int = 0,
+                       **decoding_overrides) -> CTranslate2Translator:
+        folder = Path(folder)
+        if not (folder / "model.bin").is_file() or not (folder / CONFIG_FILE).is_file():
+            raise UserError(f"{folder}: not a CTranslate2 export of seq2seq "
+                            "(make one with python -m seq2seq export --format ctranslate2)")
+        config = config_from_dict(yaml.safe_load((folder / CONFIG_FILE).read_text(encoding="utf-8")),
+                                  source=f"{folder / CONFIG_FILE}")
+        engine_device = "cuda" if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "cpu"
+        return cls(folder, config, engine_device, threads, dataclasses.replace(config.decoding, **decoding_overrides))
