@@ -191,6 +191,18 @@ def test_translations_match_the_translator(server: Server, translator) -> None:
     assert all(t["hypotheses"][0]["attention"] is None for t in answer["translations"])
 
 
+def test_prefix_and_alignments_match_the_translator(server: Server, translator) -> None:
+    prefixes = ["zulu", "", "kilo lima", "yankee"]
+    answer = server.translate({"text": SENTENCES, "prefix": prefixes, "alignments": True})
+    expected = translator.translate(SENTENCES, record_attention=True, prefixes=prefixes)
+    for served, nbest, prefix in zip(answer["translations"], expected, prefixes):
+        assert served["text"] == nbest[0].text and served["text"].startswith(prefix)
+        assert served["hypotheses"][0]["alignment"] == nbest[0].alignment_text() != ""
+        assert served["hypotheses"][0]["attention"] is None  # asked for alignments only
+    one_for_all = server.translate({"text": SENTENCES[:2], "prefix": "zulu"})
+    assert all(t["text"].startswith("zulu") for t in one_for_all["translations"])
+
+
 def run_translate_py(checkpoint: Path, *arguments: str) -> subprocess.Popen:
     """translate.py on one thread, like the server, so that even the scores' last digits agree."""
     return subprocess.Popen([sys.executable, "translate.py", "--checkpoint", str(checkpoint), "--device", "cpu",
@@ -292,6 +304,9 @@ BAD_REQUESTS = {
     "temperature is NaN": ('{"text": ["alpha"], "temperature": NaN}', 422, "invalid_request"),
     "top_p above 1": (json.dumps({"text": ["alpha"], "top_p": 1.5}), 422, "invalid_request"),
     "no text": (json.dumps({"beam_size": 3}), 422, "invalid_request"),
+    "a prefix per sentence, miscounted": (json.dumps({"text": ["alpha", "bravo"], "prefix": ["x"]}), 422,
+                                          "invalid_request"),
+    "prefix is a number": (json.dumps({"text": ["alpha"], "prefix": 3}), 422, "invalid_request"),
     "not an object": ("[1, 2]", 422, "invalid_request"),
     "invalid UTF-8": (b'{"text": ["caf\xe9"]}', 400, "invalid_utf8"),
     "invalid JSON": ('{"text": ["alpha"', 400, "invalid_json"),
