@@ -5,6 +5,9 @@ only the search runs in CTranslate2. Its options map onto seq2seq's decoding set
 two differences: CTranslate2's length penalty divides by length ** alpha (seq2seq's beam
 uses GNMT's ((5 + length) / 6) ** alpha), and its length limit is one per batch, so each
 output is cut at its own sentence's limit afterwards, as seq2seq's search would stop it.
+CTranslate2 leaves a forced target prefix out of its scores, so outputs with a prefix are
+rescored whole (score_batch) and take seq2seq's length penalty: their scores mean what the
+PyTorch engine's do.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import yaml
 from seq2seq.config import Config, DecodingConfig, config_from_dict
 from seq2seq.errors import UserError
 from seq2seq.export import CONFIG_FILE, INFO_FILE, import_ctranslate2
-from seq2seq.search import Hypothesis, hypotheses_per_sentence, output_limits, uses_beam
+from seq2seq.search import Hypothesis, hypotheses_per_sentence, length_penalty, output_limits, uses_beam
 from seq2seq.translator import Translator
 from seq2seq.vocab import Vocab
 
@@ -80,7 +83,23 @@ class CTranslate2Engine:
                     attention = rows[:, : len(source) + 1]
                 nbest.append(Hypothesis(tokens, float(result.scores[k]), attention))
             outputs.append(nbest)
+        if prefixes is not None:
+            self.rescore_prefixed(batch, prefixes, outputs, d)
         return outputs
+
+    def rescore_prefixed(self, batch: list[list[str]], prefixes: list[list[int]], outputs: list[list[Hypothesis]],
+                         decoding: DecodingConfig) -> None:
+        """Whole-output log-probabilities (prefix and EOS included) for the sentences that had a prefix, best first."""
+        rows = [(i, h) for i, prefix in enumerate(prefixes) if prefix for h in outputs[i]]
+        if not rows:
+            return
+        scored = self.translator.score_batch([batch[i] for i, _ in rows],
+                                             [self.tgt_vocab.pieces(h.tokens) for _, h in rows])
+        alpha = decoding.length_penalty if uses_beam(decoding) else 0.0
+        for (_, hypothesis), result in zip(rows, scored):
+            hypothesis.score = sum(result.log_probs) / length_penalty(len(hypothesis.tokens) + 1, alpha)
+        for i in {i for i, _ in rows}:
+            outputs[i].sort(key=lambda h: -h.score)
 
 
 class CTranslate2Translator(Translator):
