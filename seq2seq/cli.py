@@ -228,9 +228,9 @@ def run_translate(args: argparse.Namespace) -> int:
     for nbest in results:
         if nbest[0].warning:
             print(f"warning: {nbest[0].warning}", file=sys.stderr)
-        shown = [(f"{rank}\t{t.score:.4f}\t{t.text}" if decoding.n_best > 1 else t.text, t)
-                 for rank, t in enumerate(nbest if decoding.n_best > 1 else nbest[:1], 1)]
-        lines.extend(f"{line}\t{t.alignment_text()}" if args.alignments else line for line, t in shown)
+        for rank, translation in enumerate(nbest, 1):  # n_best 1: one line, the text alone
+            line = f"{rank}\t{translation.score:.4f}\t{translation.text}" if decoding.n_best > 1 else translation.text
+            lines.append(f"{line}\t{translation.alignment_text()}" if args.alignments else line)
     write_output(lines, args.output)
     if args.attention:
         save_attention_of(results, Path(args.attention))
