@@ -73,11 +73,18 @@ def assert_same(expected: list[list[Hypothesis]], got: list[list[Hypothesis]]) -
         assert [h.score for h in theirs] == pytest.approx([h.score for h in mine], abs=SCORE_TOL)
 
 
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def trained(request: pytest.FixtureRequest) -> EncoderDecoder:
+    """Each trained tiny model in turn."""
+    checkpoint = request.getfixturevalue("tiny_checkpoint" if request.param == "rnn" else "tiny_transformer_checkpoint")
+    return read_model(checkpoint)[1].eval()
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_an_ensemble_of_one_or_of_a_model_with_itself_is_the_model(rnn, sources, name: str) -> None:
-    expected = decode(rnn, sources, CONFIGS[name])
-    assert_same(expected, decode(Ensemble([rnn]), sources, CONFIGS[name]))
-    assert_same(expected, decode(Ensemble([rnn, rnn]), sources, CONFIGS[name]))
+def test_an_ensemble_of_one_or_of_a_model_with_itself_is_the_model(trained, sources, name: str) -> None:
+    expected = decode(trained, sources, CONFIGS[name])
+    assert_same(expected, decode(Ensemble([trained]), sources, CONFIGS[name]))
+    assert_same(expected, decode(Ensemble([trained, trained]), sources, CONFIGS[name]))
 
 
 def test_greedy_score_is_the_mean_of_the_members_teacher_forced_log_probabilities(
