@@ -315,6 +315,13 @@ def option(text: str, default: Any, *, cli: bool = False, api: bool = False, **b
     return doc(text, default, cli=cli, api=api, bounds=bounds)
 
 
+def _number(bound: float) -> str:
+    """A bound as a reader takes it in: 2**63, not 9223372036854775808."""
+    if isinstance(bound, int) and bound >= 2**32 and bound & (bound - 1) == 0:
+        return f"2**{bound.bit_length() - 1}"
+    return str(bound)
+
+
 def bounds_message(bounds: dict[str, float], value: Any) -> str | None:
     """Why value breaks the bounds, or None when it keeps them."""
     low = ("[", bounds["ge"], value >= bounds["ge"]) if "ge" in bounds else (
@@ -324,10 +331,10 @@ def bounds_message(bounds: dict[str, float], value: Any) -> str | None:
     if (low is None or low[2]) and (high is None or high[2]):
         return None
     if low and high:
-        return f"must be in {low[0]}{low[1]}, {high[1]}{high[0]}, got {value}"
+        return f"must be in {low[0]}{_number(low[1])}, {_number(high[1])}{high[0]}, got {value}"
     if low:
-        return f"must be {'at least' if low[0] == '[' else 'more than'} {low[1]}, got {value}"
-    return f"must be {'at most' if high[0] == ']' else 'less than'} {high[1]}, got {value}"
+        return f"must be {'at least' if low[0] == '[' else 'more than'} {_number(low[1])}, got {value}"
+    return f"must be {'at most' if high[0] == ']' else 'less than'} {_number(high[1])}, got {value}"
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,17 @@ def test_ensemble_of_checkpoints_and_a_vocabulary_mismatch(trained_runs: Path, t
     result = run(*args, "--checkpoint", str(other), check=False)
     stderr = result.stderr.decode()
     assert result.returncode == 2 and stderr.count("\n") == 1 and "vocabulary differs" in stderr, stderr
+
+
+def test_translate_flags_are_the_decoding_options_marked_for_the_command_line() -> None:
+    import dataclasses
+
+    from seq2seq.cli import build_parser
+    from seq2seq.config import DecodingConfig, decoding_options
+
+    args = build_parser().parse_args(["translate", "--beam-size", "3", "--top-p", "0.5", "hello"])
+    flags = {f.name for f, _ in decoding_options("cli")}
+    assert flags <= set(vars(args)) and {"beam_size", "method", "seed", "batch_size"} <= flags
+    assert args.beam_size == 3 and args.top_p == 0.5 and args.method is None
+    assert "max_input_pieces" not in vars(args)  # a config-only option gets no flag
+    assert {f.name for f in dataclasses.fields(DecodingConfig)} >= flags

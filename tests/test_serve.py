@@ -353,6 +353,17 @@ def test_server_survives_the_abuse(server: Server) -> None:
 
 # --- the batcher on its own ------------------------------------------------------------------------------------
 
+def test_request_fields_are_the_decoding_options_marked_for_the_api() -> None:
+    from seq2seq.config import decoding_options
+    from seq2seq.serve.app import TranslateRequest
+
+    fields = TranslateRequest.model_fields
+    for option, _ in decoding_options("api"):
+        assert fields[option.name].description == option.metadata["doc"]
+        assert fields[option.name].default is None
+    assert "batch_size" not in fields and {"text", "attention", "alignments", "prefix"} <= set(fields)
+
+
 def test_batcher_joins_equal_settings_and_isolates_a_failing_request() -> None:
     calls: list[list[str]] = []
 
