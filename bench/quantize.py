@@ -43,10 +43,9 @@ def run_engine(engine: str, args: argparse.Namespace, sources: list[str], refere
         torch.set_num_threads(args.threads)
     translator = translator_for(engine, args.checkpoint, args.threads, export_dir)
     for method in ("greedy", "beam"):
-        translator.decoding = dataclasses.replace(translator.decoding, method=method, beam_size=5,
-                                                  batch_size=args.batch_size)
+        decoding = dataclasses.replace(translator.decoding, method=method, beam_size=5, batch_size=args.batch_size)
         start = time.perf_counter()
-        hypotheses = [nbest[0].text for nbest in translator.translate(sources)]
+        hypotheses = [nbest[0].text for nbest in translator.translate(sources, decoding=decoding)]
         seconds = time.perf_counter() - start
         scores = score(hypotheses, references)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -54,7 +54,11 @@ def count_state_parameters(state: dict[str, Any]) -> int:
 
 def read_model(path: str | Path) -> tuple[Config, EncoderDecoder, Vocab, Vocab]:
     """The config, the network (on the CPU) and both vocabularies of a checkpoint file."""
-    payload = load_checkpoint(Path(path))
+    return model_from_payload(load_checkpoint(Path(path)), path)
+
+
+def model_from_payload(payload: dict[str, Any], path: str | Path) -> tuple[Config, EncoderDecoder, Vocab, Vocab]:
+    """read_model for a payload already loaded (path names it in errors)."""
     config = config_from_dict(payload["config"], source=f"{path} (stored config)")
     try:
         src_vocab, tgt_vocab = Vocab(payload["src_vocab"]), Vocab(payload["tgt_vocab"])

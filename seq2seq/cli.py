@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from pathlib import Path
+from typing import Literal
 
+from seq2seq.config import DecodingConfig, decoding_options
 from seq2seq.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -22,6 +25,20 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True)
     parser.add_argument("--data-dir", help="folder the config's data paths are relative to (data.root)")
 
 
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """A flag for every DecodingConfig option marked cli=True; name, type, choices and help are its declaration's."""
+    for f, hint in decoding_options("cli"):
+        choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+        meaning = f.metadata["doc"].replace("%", "%%")
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=None if choices else hint,
+                            choices=choices, metavar=None if choices else {int: "N", float: "X"}[hint], help=f"{meaning} (default: the checkpoint's decoding.{f.name})")
+
+
+def decoding_from_args(defaults: DecodingConfig, args: argparse.Namespace) -> DecodingConfig:
+    """The model's decoding defaults with the flags the user gave on top."""
+    return defaults.override({f.name: getattr(args, f.name) for f, _ in decoding_options("cli")})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2seq", description="neural machine translation: RNN and Transformer encoder-decoders")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,34 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     translate = commands.add_parser("translate", help="translate sentences with a trained model")
     translate.add_argument("text", nargs="*", help="sentences to translate; '-' reads stdin, one per line")
-    translate.add_argument("--checkpoint", help="model file (default: the newest best.pt under --runs); "
-                                                 "with --engine ctranslate2, the export folder")
+    translate.add_argument("--checkpoint", action="append",
+                           help="model file (default: the newest best.pt under --runs); repeat it to decode "
+                                "with an ensemble of models that share a vocabulary; with --engine ctranslate2, "
+                                "the export folder")
     translate.add_argument("--engine", choices=["pytorch", "ctranslate2"], default="pytorch",
                            help="pytorch (default) or ctranslate2: a folder made by python -m seq2seq export")
     translate.add_argument("--runs", default="runs", help="where to look for the newest model (default: runs)")
     translate.add_argument("--input", help="file to translate, one sentence per line")
     translate.add_argument("--output", help="write translations here instead of stdout")
     translate.add_argument("--reference", help="reference translations of --input: print BLEU, chrF and TER")
-    translate.add_argument("--method", choices=["greedy", "beam", "sample"])
-    translate.add_argument("--beam-size", type=int)
-    translate.add_argument("--n-best", type=int, help="print this many hypotheses per sentence: rank, score, text")
-    translate.add_argument("--length-penalty", type=float)
-    translate.add_argument("--max-len", type=int)
-    translate.add_argument("--no-repeat-ngram", type=int, metavar="N",
-                           help="forbid any N-gram of pieces from occurring twice in an output (0 = off)")
-    translate.add_argument("--temperature", type=float)
-    translate.add_argument("--top-k", type=int)
-    translate.add_argument("--top-p", type=float)
-    translate.add_argument("--seed", type=int)
-    translate.add_argument("--batch-size", type=int)
+    add_decoding_arguments(translate)
+    translate.add_argument("--prefix", metavar="TEXT", help="target text every output starts with; "
+                                                             "the search continues after it")
+    translate.add_argument("--prefix-file", metavar="FILE",
+                           help="one target prefix per input line (an empty line: no prefix)")
+    translate.add_argument("--alignments", action="store_true",
+                           help="append a tab and the source-target piece alignment of each output, read from the "
+                                "attention: 'i-j' pairs, 0-based source then target index, EOS excluded")
     translate.add_argument("--attention", metavar="PNG", help="save the attention heatmap of the first sentence")
     translate.add_argument("--attention-layer", type=int, metavar="N",
                            help="Transformer: draw decoder layer N's cross-attention (0 = first, -1 = last; "
                                 "default: the config's model.attention_layer)")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     translate.add_argument("--quantize", action="store_true",
-                           help="decode with int8 weights on the CPU: faster there, chrF within 0.1 of float on "
-                                "IITB test; --device auto then means cpu, and cuda or mps is an error")
+                           help="decode with int8 weights on the CPU (faster there; see bench/quantize.py for the "
+                                "quality cost); --device auto then means cpu, and cuda or mps is an error")
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on the config's dev or test sets")
     add_config_arguments(evaluate)
@@ -77,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("keys", help="print every config key with its default and meaning (Markdown)")
 
     export = commands.add_parser("export", help="convert a Transformer checkpoint for another inference engine")
-    export.add_argument("checkpoint", help="a Transformer checkpoint, e.g. runs/en-hi-transformer/best.pt")
+    export.add_argument("checkpoint", help="a Transformer checkpoint, e.g. runs/en-hi/best.pt")
     export.add_argument("--format", choices=["ctranslate2", "huggingface"], required=True,
                         help="ctranslate2, or huggingface: a MarianMTModel folder for transformers "
                              "(needs .[huggingface])")
@@ -161,7 +176,10 @@ def export_folder(args: argparse.Namespace) -> Path:
     if args.quantize:
         raise UserError("--quantize is for the pytorch engine; choose the weight type when exporting "
                         "(--quantization int8)")
-    return Path(args.checkpoint)
+    folders = args.checkpoint if isinstance(args.checkpoint, list) else [args.checkpoint]
+    if len(folders) > 1:
+        raise UserError("--engine ctranslate2 takes one --checkpoint; ensembles are for the pytorch engine")
+    return Path(folders[0])
 
 
 def newest_checkpoint(runs: Path) -> Path:
@@ -200,35 +218,30 @@ def run_translate(args: argparse.Namespace) -> int:
         texts = args.text
     else:
         raise UserError('nothing to translate: give a sentence, "-" for stdin, or --input FILE')
-    options = {"method": args.method, "beam_size": args.beam_size, "n_best": args.n_best,
-               "length_penalty": args.length_penalty, "max_len": args.max_len,
-               "no_repeat_ngram": args.no_repeat_ngram, "temperature": args.temperature,
-               "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed, "batch_size": args.batch_size}
-    overrides = {key: value for key, value in options.items() if value is not None}
-    if "beam_size" in overrides or ("n_best" in overrides and overrides["n_best"] > 1):
-        overrides.setdefault("method", "beam")
+    prefixes = read_prefixes(args, len(texts))
     if args.engine == "ctranslate2":
         from seq2seq.ctranslate2_engine import CTranslate2Translator
 
         if args.attention_layer is not None:
             raise UserError("--attention-layer is for the pytorch engine; a CTranslate2 export draws "
                             "the layer its config named (model.attention_layer)")
-        translator = CTranslate2Translator.from_directory(export_folder(args), args.device, **overrides)
+        translator = CTranslate2Translator.from_directory(export_folder(args), args.device)
     else:
-        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(Path(args.runs))
-        translator = Translator.from_checkpoint(checkpoint, device=args.device, quantize=args.quantize, **overrides)
-    check_decoding(translator.decoding)
+        checkpoints = [Path(c) for c in args.checkpoint] if args.checkpoint else [newest_checkpoint(Path(args.runs))]
+        translator = Translator.from_checkpoint(checkpoints, device=args.device, quantize=args.quantize)
+    decoding = decoding_from_args(translator.decoding, args)
+    check_decoding(decoding)
     if args.attention_layer is not None:
         translator.model.show_attention_of(args.attention_layer)
-    results = translator.translate(texts, record_attention=bool(args.attention), progress=len(texts) > 200)
+    results = translator.translate(texts, record_attention=bool(args.attention) or args.alignments,
+                                   progress=len(texts) > 200, decoding=decoding, prefixes=prefixes)
     lines = []
     for nbest in results:
         if nbest[0].warning:
             print(f"warning: {nbest[0].warning}", file=sys.stderr)
-        if translator.decoding.n_best > 1:
-            lines.extend(f"{rank}\t{t.score:.4f}\t{t.text}" for rank, t in enumerate(nbest, 1))
-        else:
-            lines.append(nbest[0].text)
+        for rank, translation in enumerate(nbest, 1):  # n_best 1: one line, the text alone
+            line = f"{rank}\t{translation.score:.4f}\t{translation.text}" if decoding.n_best > 1 else translation.text
+            lines.append(f"{line}\t{translation.alignment_text()}" if args.alignments else line)
     write_output(lines, args.output)
     if args.attention:
         save_attention_of(results, Path(args.attention))
@@ -245,7 +258,21 @@ def run_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_decoding(decoding) -> None:
+def read_prefixes(args: argparse.Namespace, count: int) -> list[str] | None:
+    """--prefix for every input, or --prefix-file's lines, one per input."""
+    if args.prefix is not None and args.prefix_file:
+        raise UserError("give --prefix TEXT or --prefix-file FILE, not both")
+    if args.prefix is not None:
+        return [args.prefix] * count
+    if not args.prefix_file:
+        return None
+    prefixes = read_lines(args.prefix_file)
+    if len(prefixes) != count:
+        raise UserError(f"{args.prefix_file} has {len(prefixes)} lines for {count} inputs; give one prefix per input")
+    return prefixes
+
+
+def check_decoding(decoding: DecodingConfig) -> None:
     """Decoding options from the command line get the same checks as a config file."""
     from seq2seq.config import Config, validate
 
@@ -287,8 +314,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides, args.data_dir)
     checkpoint = Path(args.checkpoint) if args.checkpoint else config.run_path / "best.pt"
     device = "cpu" if args.quantize else config.training.device  # the training device is only a default here
-    translator = Translator.from_checkpoint(checkpoint, device=device, quantize=args.quantize)
-    translator.decoding = config.decoding
+    translator = Translator.from_checkpoint(checkpoint, device=device, quantize=args.quantize, decoding=config.decoding)
     ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
     eval_sets = load_eval_sets(config.data, config.seed)
     corpora = eval_sets.tests if args.split == "test" else [c for c in [eval_sets.dev] if c is not None]

@@ -23,9 +23,11 @@ import yaml
 from seq2seq.errors import UserError
 
 
-def doc(text: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field carrying its one-line description (shown in docs and errors)."""
-    return field(default=default, default_factory=default_factory, metadata={"doc": text})
+def doc(text: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING,
+        **metadata: Any) -> Any:
+    """A dataclass field carrying its one-line description (shown in docs and errors) and any further
+    metadata a section reads (DecodingConfig: where an option is exposed, and its bounds)."""
+    return field(default=default, default_factory=default_factory, metadata={"doc": text, **metadata})
 
 
 @dataclass
@@ -348,42 +350,90 @@ class TrainingConfig:
         )
 
 
-@dataclass
+BOUNDS = ("ge", "gt", "le", "lt")  # field metadata keys: >=, >, <=, < (pydantic's names)
+
+
+def option(text: str, default: Any, *, cli: bool = False, api: bool = False, **bounds: float) -> Any:
+    """A decoding option: its description, default, whether translate/serve's command line (cli) and the
+    HTTP request (api) expose it, and its bounds, which the config check and the API both enforce."""
+    unknown = set(bounds) - set(BOUNDS)
+    if unknown:
+        raise TypeError(f"unknown bound {unknown}")
+    return doc(text, default, cli=cli, api=api, bounds=bounds)
+
+
+def _number(bound: float) -> str:
+    """A bound as a reader takes it in: 2**63, not 9223372036854775808."""
+    if isinstance(bound, int) and bound >= 2**32 and bound & (bound - 1) == 0:
+        return f"2**{bound.bit_length() - 1}"
+    return str(bound)
+
+
+def bounds_message(bounds: dict[str, float], value: Any) -> str | None:
+    """Why value breaks the bounds, or None when it keeps them."""
+    low = ("[", bounds["ge"], value >= bounds["ge"]) if "ge" in bounds else (
+        ("(", bounds["gt"], value > bounds["gt"]) if "gt" in bounds else None)
+    high = ("]", bounds["le"], value <= bounds["le"]) if "le" in bounds else (
+        (")", bounds["lt"], value < bounds["lt"]) if "lt" in bounds else None)
+    if (low is None or low[2]) and (high is None or high[2]):
+        return None
+    if low and high:
+        return f"must be in {low[0]}{_number(low[1])}, {_number(high[1])}{high[0]}, got {value}"
+    if low:
+        return f"must be {'at least' if low[0] == '[' else 'more than'} {_number(low[1])}, got {value}"
+    return f"must be {'at most' if high[0] == ']' else 'less than'} {_number(high[1])}, got {value}"
+
+
+@dataclass(frozen=True)
 class DecodingConfig:
-    method: Literal["greedy", "beam", "sample"] = doc("search method", "beam")
-    beam_size: int = doc("beam width", 5)
-    n_best: int = doc("hypotheses returned per sentence (beam)", 1)
-    length_penalty: float = doc("GNMT length penalty alpha (0 = raw log-probability)", 1.0)
-    max_len: int = doc("absolute cap on output length in pieces", 200)
-    max_len_ratio: float = doc("output may be at most ratio * source pieces + max_len_extra", 2.0)
-    max_len_extra: int = doc("see max_len_ratio", 10)
-    min_len: int = doc("pieces produced before EOS is allowed", 1)
-    no_repeat_ngram: int = doc("no n-gram of pieces may occur twice in one output (0 = off)", 4)
-    temperature: float = doc("sampling temperature (0 = greedy)", 1.0)
-    top_k: int = doc("sample among the k likeliest pieces (0 = all)", 0)
-    top_p: float = doc("sample within the smallest set of this probability mass (1 = all)", 1.0)
-    seed: int = doc("sampling seed", 1)
-    batch_size: int = doc("sentences decoded together", 64)
-    max_input_pieces: int = doc("longer inputs are truncated to this many pieces, with a warning", 250)
+    """Search settings. Each field is declared once here: translate's and serve's flags, the HTTP request's
+    fields and the bounds checks are all derived from these declarations (see decoding_options)."""
+
+    method: Literal["greedy", "beam", "sample"] = option(
+        "search method; a beam_size, or an n_best above 1, without a method means beam", "beam", cli=True, api=True)
+    beam_size: int = option("beam width", 5, cli=True, api=True, ge=1)
+    n_best: int = option("hypotheses returned per sentence, best first (beam); translate prints rank, score, text",
+                         1, cli=True, api=True, ge=1)
+    length_penalty: float = option("GNMT length penalty alpha (0 = raw log-probability)", 1.0,
+                                   cli=True, api=True, ge=0)
+    max_len: int = option("absolute cap on output length in pieces", 200, cli=True, api=True, ge=1)
+    max_len_ratio: float = option("output may be at most ratio * source pieces + max_len_extra", 2.0, gt=0)
+    max_len_extra: int = option("see max_len_ratio", 10, ge=0)
+    min_len: int = option("pieces produced before EOS is allowed", 1, ge=0)
+    no_repeat_ngram: int = option("no n-gram of pieces may occur twice in one output (0 = off)", 4,
+                                  cli=True, api=True, ge=0)
+    temperature: float = option("sampling temperature (0 = greedy)", 1.0, cli=True, api=True, ge=0)
+    top_k: int = option("sample among the k likeliest pieces (0 = all)", 0, cli=True, api=True, ge=0)
+    top_p: float = option("sample within the smallest set of this probability mass (1 = all)", 1.0,
+                          cli=True, api=True, gt=0, le=1)
+    seed: int = option("sampling seed", 1, cli=True, api=True, ge=0, lt=2**63)
+    batch_size: int = option("sentences decoded together", 64, cli=True, ge=1)
+    max_input_pieces: int = option("longer inputs are truncated to this many pieces, with a warning", 250, ge=1)
 
     def check(self, check: Check) -> None:
-        check(self.beam_size >= 1, "decoding.beam_size", f"must be at least 1, got {self.beam_size}")
-        check(1 <= self.n_best, "decoding.n_best", f"must be at least 1, got {self.n_best}")
+        for f in dataclasses.fields(self):
+            problem = bounds_message(f.metadata.get("bounds", {}), getattr(self, f.name))
+            check(problem is None, f"decoding.{f.name}", problem or "")
         check(
             self.method != "beam" or self.n_best <= self.beam_size,
             "decoding.n_best", f"must not exceed beam_size ({self.beam_size}), got {self.n_best}",
         )
-        check(self.length_penalty >= 0, "decoding.length_penalty", "must be 0 or positive")
-        check(self.max_len >= 1, "decoding.max_len", "must be at least 1")
-        check(self.max_len_ratio > 0, "decoding.max_len_ratio", "must be positive")
-        check(self.max_len_extra >= 0, "decoding.max_len_extra", "must be 0 or positive")
-        check(0 <= self.min_len < self.max_len, "decoding.min_len", "must be in [0, max_len)")
-        check(self.no_repeat_ngram >= 0, "decoding.no_repeat_ngram", "must be 0 (off) or positive")
-        check(self.temperature >= 0, "decoding.temperature", "must be 0 (greedy) or positive")
-        check(self.top_k >= 0, "decoding.top_k", "must be 0 (off) or positive")
-        check(0 < self.top_p <= 1, "decoding.top_p", "must be in (0, 1]")
-        check(self.batch_size >= 1, "decoding.batch_size", "must be at least 1")
-        check(self.max_input_pieces >= 1, "decoding.max_input_pieces", "must be at least 1")
+        check(self.min_len < self.max_len, "decoding.min_len", "must be in [0, max_len)")
+
+    def override(self, changes: dict[str, Any]) -> DecodingConfig:
+        """These settings with changes on top (None = keep). The one place of the rule that asking for a
+        beam width, or an n-best list above 1, without naming a method means beam search."""
+        changes = {name: value for name, value in changes.items() if value is not None}
+        if "beam_size" in changes or changes.get("n_best", 1) > 1:
+            changes.setdefault("method", "beam")
+        return dataclasses.replace(self, **changes)
+
+
+def decoding_options(where: Literal["cli", "api"]) -> list[tuple[dataclasses.Field, Any]]:
+    """The decoding fields a surface exposes, with their types: the source of translate's and serve's
+    flags and of the HTTP request model."""
+    hints = typing.get_type_hints(DecodingConfig)
+    return [(f, hints[f.name]) for f in dataclasses.fields(DecodingConfig) if f.metadata.get(where)]
 
 
 @dataclass

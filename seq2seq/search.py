@@ -1,7 +1,9 @@
 """Batched greedy search, beam search and sampling: pure functions of a model and a source batch.
 
 Sentences that finish leave the batch, so a long sentence never makes the short ones pay.
-Every hypothesis ends with exactly one EOS, which is stripped from `tokens`.
+Every hypothesis ends with exactly one EOS, which is stripped from `tokens`. A forced target
+prefix is decoded as the model's own choice would be: its pieces are scored and fed back, and the
+search (greedy, beam or sampling) continues from there.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 @dataclass
 class Hypothesis:
-    tokens: list[int]  # output piece ids, EOS stripped
-    score: float  # log-probability (beam: divided by the length penalty)
+    tokens: list[int]  # output piece ids (a forced prefix included), EOS stripped
+    score: float  # log-probability of tokens + EOS (beam: divided by the length penalty)
     attention: torch.Tensor | None = None  # (len(tokens) + 1, src_len) when recorded
 
 
@@ -66,6 +68,32 @@ def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> tor
     return log_probs.masked_fill_(banned.bool(), -math.inf)
 
 
+class Prefixes:
+    """Forced target prefixes of a batch: (batch, longest) piece ids, PAD-padded, and their lengths."""
+
+    def __init__(self, rows: list[list[int]], device: torch.device):
+        width = max(map(len, rows), default=0)
+        self.tokens = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in rows],
+                                   dtype=torch.long, device=device).view(len(rows), width)
+        self.lengths = torch.tensor([len(row) for row in rows], dtype=torch.long, device=device)
+
+    def force(self, log_probs: torch.Tensor, raw: torch.Tensor, step: int, rows: torch.Tensor) -> torch.Tensor:
+        """Rows (sentence indices) still inside their prefix may only take its next piece, at its
+        unconstrained log-probability: the prefix is given, so no rule (min_len, n-gram block) applies."""
+        inside = self.lengths[rows] > step
+        if step >= self.tokens.size(1) or not bool(inside.any()):
+            return log_probs
+        forced = self.tokens[rows[inside], step]
+        kept = raw[inside].gather(1, forced.unsqueeze(1))
+        log_probs[inside] = -math.inf
+        log_probs[inside] = log_probs[inside].scatter(1, forced.unsqueeze(1), kept)
+        return log_probs
+
+    def extend(self, limits: torch.Tensor, cap: int) -> torch.Tensor:
+        """Limits that leave every prefix room for EOS after it (the caller keeps prefixes within max_len)."""
+        return torch.maximum(limits, (self.lengths + 1).clamp(max=cap + 1))
+
+
 def uses_beam(config: DecodingConfig) -> bool:
     """A beam of one is greedy search; the length penalty could only make it wander."""
     return config.method == "beam" and config.beam_size > 1
@@ -76,13 +104,27 @@ def hypotheses_per_sentence(config: DecodingConfig) -> int:
 
 
 def search(
-    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool = False
+    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig,
+    record_attention: bool = False, prefixes: list[list[int]] | None = None,
 ) -> list[list[Hypothesis]]:
-    """hypotheses_per_sentence(config) hypotheses per sentence, best first."""
+    """hypotheses_per_sentence(config) hypotheses per sentence, best first; each starts with its
+    sentence's prefix (target piece ids) when prefixes are given."""
+    forced = Prefixes(prefixes, src.device) if prefixes is not None else None
     with torch.inference_mode():
         if uses_beam(config):
-            return beam_search(model, src, src_lengths, config, record_attention)
-        return sample_or_greedy(model, src, src_lengths, config, record_attention)
+            return beam_search(model, src, src_lengths, config, record_attention, forced)
+        return sample_or_greedy(model, src, src_lengths, config, record_attention, forced)
+
+
+def step_limits(model: EncoderDecoder, src_lengths: torch.Tensor, config: DecodingConfig,
+                prefixes: Prefixes | None) -> torch.Tensor:
+    """output_limits, widened where a prefix needs more room."""
+    limits = output_limits(src_lengths, config, model.max_target_positions).to(src_lengths.device)
+    if prefixes is None:
+        return limits
+    positions = model.max_target_positions
+    cap = config.max_len if positions is None else min(config.max_len, positions - 1)
+    return prefixes.extend(limits, cap)
 
 
 def pick_tokens(
@@ -105,11 +147,12 @@ def pick_tokens(
 
 
 def sample_or_greedy(
-    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
+    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool,
+    prefixes: Prefixes | None = None,
 ) -> list[list[Hypothesis]]:
     batch, device = src.size(0), src.device
     memory, state = model.encode(src, src_lengths)
-    limits = output_limits(src_lengths, config, model.max_target_positions).to(device)
+    limits = step_limits(model, src_lengths, config, prefixes)
     generator = None
     if config.method == "sample":
         generator = torch.Generator(device=device)
@@ -121,10 +164,13 @@ def sample_or_greedy(
     attention_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
     for step in range(outputs.size(1)):
         logits, state, weights = model.step(tokens, state, memory)
-        log_probs = logits.float().log_softmax(dim=-1)
+        raw = model.log_probs(logits)
+        log_probs = raw.clone() if prefixes is not None else raw
         if config.no_repeat_ngram:
             log_probs = block_repeats(log_probs, outputs[active, :step], config.no_repeat_ngram)
         log_probs = constrain(log_probs, step, limits, config.min_len)
+        if prefixes is not None:
+            log_probs = prefixes.force(log_probs, raw, step, active)
         chosen = pick_tokens(logits, log_probs, config, generator)
         outputs[active, step] = chosen
         scores.index_add_(0, active, log_probs.gather(1, chosen.unsqueeze(1)).squeeze(1).double())
@@ -156,7 +202,8 @@ def _attention_by_sentence(
 
 
 def beam_search(
-    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool
+    model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodingConfig, record_attention: bool,
+    prefixes: Prefixes | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search in which finished hypotheses leave the beam, so K live ones are always explored.
 
@@ -170,7 +217,7 @@ def beam_search(
     memory, state = model.encode(src, src_lengths)
     expand = torch.arange(batch, device=device).repeat_interleave(beam)
     memory, state = memory.select(expand), state.select(expand)
-    limits_all = output_limits(src_lengths, config, model.max_target_positions).to(device)
+    limits_all = step_limits(model, src_lengths, config, prefixes)
     sentences = torch.arange(batch, device=device)  # the original index of each active sentence
     live_scores = torch.full((batch, beam), -math.inf, device=device)
     live_scores[:, 0] = 0.0  # all beams start identical: keep one
@@ -185,8 +232,11 @@ def beam_search(
         active = sentences.numel()
         limits = limits_all[sentences].repeat_interleave(beam)
         logits, state, weights = model.step(tokens, state, memory)
-        log_probs = block_repeats(logits.float().log_softmax(dim=-1), history, config.no_repeat_ngram)
+        raw = model.log_probs(logits)
+        log_probs = block_repeats(raw.clone() if prefixes is not None else raw, history, config.no_repeat_ngram)
         log_probs = constrain(log_probs, step, limits, config.min_len)
+        if prefixes is not None:
+            log_probs = prefixes.force(log_probs, raw, step, sentences.repeat_interleave(beam))
         vocab = log_probs.size(-1)
         candidates = (live_scores.view(-1, 1) + log_probs).view(active, beam * vocab)
         top_scores, top_index = candidates.topk(2 * beam, dim=1)  # (active, 2 * beam)

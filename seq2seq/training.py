@@ -503,14 +503,10 @@ class Trainer:
 def evaluate_tests(translator: Translator, tests: list[Corpus], progress: bool = True,
                    options: EvaluationConfig | None = None) -> dict[str, Scores]:
     """Translate and score every test set of a config, as read: its files are in the training form already."""
-    results, form = {}, translator.text_form
-    translator.text_form = None
-    try:
-        for corpus in tests:
-            hypotheses = [nbest[0].text for nbest in translator.translate(corpus.src, progress=progress)]
-            results[corpus.name] = score(hypotheses, corpus.tgt, options)
-    finally:
-        translator.text_form = form
+    results = {}
+    for corpus in tests:
+        translations = translator.translate(corpus.src, progress=progress, model_form=True)
+        results[corpus.name] = score([nbest[0].text for nbest in translations], corpus.tgt, options)
     return results
 
 

@@ -108,3 +108,17 @@ def cpu_has_int8_dot_products() -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def other_vocabulary_checkpoint(checkpoint: Path, path: Path) -> Path:
+    """A model of the same config whose source vocabulary was trained on other text (ensembles refuse it)."""
+    from seq2seq.checkpoint import model_payload, read_model, save_checkpoint
+    from seq2seq.model.build import build_model
+    from seq2seq.vocab import train_vocab
+
+    config, _, _, tgt_vocab = read_model(checkpoint)
+    texts = [" ".join(random.Random(i).sample(WORDS, 5)).upper() for i in range(300)]
+    src_vocab = train_vocab(texts, config.vocab.src_size, config.vocab, 0)
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
+    save_checkpoint(path, model_payload(config, src_vocab, tgt_vocab, model))
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, other_vocabulary_checkpoint
 
 
 def run(*args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -145,3 +145,47 @@ def test_closed_output_pipe_ends_quietly(monkeypatch: pytest.MonkeyPatch, capsys
     with capsys.disabled(), io.open(write_end, "w", buffering=1) as closed_pipe:
         monkeypatch.setattr("sys.stdout", closed_pipe)
         assert main(["keys"]) == 0
+
+
+def test_prefix_and_prefix_file_lead_every_output(trained_runs: Path, tmp_path: Path) -> None:
+    base = ("translate.py", "--runs", str(trained_runs), "alpha bravo charlie", "delta echo foxtrot")
+    lines = run(*base, "--prefix", "zulu").stdout.decode().splitlines()
+    assert len(lines) == 2 and all(line.startswith("zulu") for line in lines)
+    prefixes = tmp_path / "prefixes.txt"
+    prefixes.write_text("kilo lima\n\n", encoding="utf-8")
+    lines = run(*base, "--prefix-file", str(prefixes)).stdout.decode().splitlines()
+    assert lines[0].startswith("kilo lima") and lines[1] == "foxtrot echo delta"
+
+
+def test_alignments_follow_a_tab_on_each_line(trained_runs: Path) -> None:
+    out = run("translate.py", "--runs", str(trained_runs), "--alignments", "alpha bravo charlie").stdout.decode()
+    (line,) = out.splitlines()
+    text, alignment = line.split("\t")
+    assert text == "charlie bravo alpha"
+    pairs = [tuple(map(int, pair.split("-"))) for pair in alignment.split()]
+    assert [target for _, target in pairs] == list(range(len(pairs))) and pairs
+
+
+def test_ensemble_of_checkpoints_and_a_vocabulary_mismatch(trained_runs: Path, tmp_path: Path) -> None:
+    checkpoint = str(trained_runs / "tiny" / "best.pt")
+    args = ("translate.py", "--checkpoint", checkpoint, "alpha bravo charlie")
+    single = run(*args).stdout
+    assert run(*args, "--checkpoint", checkpoint).stdout == single
+    other = other_vocabulary_checkpoint(Path(checkpoint), tmp_path / "other.pt")
+    result = run(*args, "--checkpoint", str(other), check=False)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and stderr.count("\n") == 1 and "vocabulary differs" in stderr, stderr
+
+
+def test_translate_flags_are_the_decoding_options_marked_for_the_command_line() -> None:
+    import dataclasses
+
+    from seq2seq.cli import build_parser
+    from seq2seq.config import DecodingConfig, decoding_options
+
+    args = build_parser().parse_args(["translate", "--beam-size", "3", "--top-p", "0.5", "hello"])
+    flags = {f.name for f, _ in decoding_options("cli")}
+    assert flags <= set(vars(args)) and {"beam_size", "method", "seed", "batch_size"} <= flags
+    assert args.beam_size == 3 and args.top_p == 0.5 and args.method is None
+    assert "max_input_pieces" not in vars(args)  # a config-only option gets no flag
+    assert {f.name for f in dataclasses.fields(DecodingConfig)} >= flags

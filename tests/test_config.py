@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from seq2seq.config import Config, config_from_dict, config_to_dict, describe_keys, load_config, parse_duration
+from seq2seq.config import (Config, DecodingConfig, config_from_dict, config_to_dict, describe_keys, load_config,
+                            parse_duration, validate)
 from seq2seq.errors import UserError
 from seq2seq.model.build import build_model
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -116,3 +118,19 @@ def test_every_key_is_documented_in_configs_readme() -> None:
     for key, _default, meaning in describe_keys():
         assert f"`{key}`" in readme, f"configs/README.md lacks {key}; regenerate with python -m seq2seq keys"
         assert meaning in readme
+
+
+def test_a_beam_size_or_an_n_best_list_without_a_method_means_beam() -> None:
+    greedy = DecodingConfig(method="greedy")
+    assert greedy.override({"beam_size": 3}).method == "beam"
+    assert greedy.override({"n_best": 2, "beam_size": None}).method == "beam"
+    assert greedy.override({"n_best": 1}).method == "greedy"
+    assert greedy.override({"beam_size": 3, "method": "sample"}).method == "sample"
+    assert greedy.override({"top_k": None}) == greedy
+
+
+def test_decoding_bounds_are_checked_as_declared() -> None:
+    for key, value, message in (("seed", -1, "must be in [0, 2**63), got -1"), ("top_p", 1.5, "must be in (0, 1], got 1.5"),
+                                ("max_len_ratio", 0.0, "must be more than 0, got 0.0")):
+        with pytest.raises(UserError, match=re.escape(f"decoding.{key}: {message}")):
+            validate(Config(decoding=DecodingConfig(**{key: value})), "test")

@@ -44,6 +44,29 @@ def test_float32_greedy_equals_pytorch_token_for_token(tiny_transformer_checkpoi
         assert mine[0].score == pytest.approx(theirs[0].score, rel=1e-2)
 
 
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_prefixed_outputs_and_scores_match_pytorch(tiny_transformer_checkpoint: Path, exported: Path,
+                                                   method: str) -> None:
+    """With a prefix the score still covers the whole output, as the PyTorch engine's does."""
+    texts = sentences(12, seed=9)
+    prefixes = [("zulu yankee", "", "kilo")[i % 3] for i in range(len(texts))]
+    options = {"method": method, "beam_size": 4, "n_best": 2, "length_penalty": 1.0}
+    torch_side = Translator.from_checkpoint(tiny_transformer_checkpoint, device="cpu", **options)
+    engine = CTranslate2Translator.from_directory(exported, "cpu", **options)
+    expected = torch_side.translate(texts, prefixes=prefixes, record_attention=True)
+    got = engine.translate(texts, prefixes=prefixes, record_attention=True)
+    compared = 0
+    for mine, theirs, prefix in zip(got, expected, prefixes):
+        assert all(t.text.startswith(prefix) for t in mine)
+        scores = [t.score for t in mine]
+        assert scores == sorted(scores, reverse=True)
+        assert len(mine[0].alignment()) == len(mine[0].pieces)
+        if prefix and mine[0].pieces == theirs[0].pieces:
+            assert mine[0].score == pytest.approx(theirs[0].score, rel=1e-2)
+            compared += 1
+    assert compared >= 4  # of the 8 prefixed sentences, most decode alike in both engines
+
+
 def test_beam_n_best_and_empty_inputs(exported: Path) -> None:
     engine = CTranslate2Translator.from_directory(exported, "cpu", method="beam", beam_size=4, n_best=3)
     results = engine.translate(["alpha bravo charlie", "", "delta echo"])

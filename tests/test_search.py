@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 
 from seq2seq.config import DecodingConfig, ModelConfig
 from seq2seq.data.batching import pad_sources
+from seq2seq.errors import UserError
 from seq2seq.model.build import build_model
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.search import Hypothesis, block_repeats, search
@@ -455,3 +457,67 @@ def test_translator_attention_covers_source_pieces_and_eos(translator: Translato
     translation = nbest[0]
     assert translation.attention.shape == (len(translation.pieces) + 1, len(translation.source_pieces) + 1)
     assert torch.allclose(translation.attention.sum(dim=1), torch.ones(len(translation.pieces) + 1), atol=1e-5)
+
+
+# --- forced target prefixes ---------------------------------------------------------------------------
+
+
+def prefixes_for(translator: Translator, count: int) -> list[list[int]]:
+    """Target piece ids of one to three words each: prefixes the model would seldom choose itself."""
+    rng = random.Random(11)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3))) for _ in range(count)]
+    return translator.tgt_vocab.encode(texts)
+
+
+@pytest.mark.parametrize("config", [GREEDY, BEAM, dataclasses.replace(BEAM, n_best=3), SAMPLE],
+                         ids=["greedy", "beam", "beam-nbest3", "sample"])
+def test_prefix_starts_every_output_and_is_scored_as_teacher_forcing(translator: Translator, model, sources,
+                                                                      config: DecodingConfig) -> None:
+    prefixes = prefixes_for(translator, len(sources))
+    src, lengths = pad_sources(sources)
+    results = search(model, src, lengths, config, prefixes=prefixes)
+    for source, prefix, nbest in zip(sources, prefixes, results):
+        assert len(nbest) == (config.n_best if config.method == "beam" else 1)
+        for hypothesis in nbest:
+            assert hypothesis.tokens[: len(prefix)] == prefix
+            # the score continues from the prefixed state: the whole output's teacher-forced log-probability
+            assert hypothesis.score == pytest.approx(model_log_prob(model, source, hypothesis.tokens), abs=SCORE_TOL)
+
+
+def test_sentences_without_a_prefix_decode_as_without_prefixes(translator: Translator, model, sources) -> None:
+    prefixes = [p if i % 2 else [] for i, p in enumerate(prefixes_for(translator, len(sources)))]
+    for config in (GREEDY, BEAM):
+        plain = decode(model, sources, config)
+        src, lengths = pad_sources(sources)
+        mixed = search(model, src, lengths, config, prefixes=prefixes)
+        for prefix, alone, together in zip(prefixes, plain, mixed):
+            if not prefix:
+                assert together[0].tokens == alone[0].tokens
+                assert together[0].score == pytest.approx(alone[0].score, abs=SCORE_TOL)
+
+
+def test_translator_prefix_text_leads_the_output(translator: Translator) -> None:
+    texts = ["alpha bravo charlie", "delta echo foxtrot golf", "hotel india"]
+    prefixes = ["zulu yankee", "", "kilo"]
+    results = translator.translate(texts, prefixes=prefixes, decoding=GREEDY)
+    assert results[0][0].text.startswith("zulu yankee") and results[2][0].text.startswith("kilo")
+    assert results[1][0].text == translator.translate(texts[1:2], decoding=GREEDY)[0][0].text
+    with pytest.raises(UserError, match="one prefix per input"):
+        translator.translate(texts, prefixes=["zulu"])
+
+
+# --- word alignments from the attention ----------------------------------------------------------------
+
+
+def test_every_target_piece_gets_exactly_one_source_index_in_range(translator: Translator) -> None:
+    rng = random.Random(8)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 10))) for _ in range(12)]
+    for config in (GREEDY, dataclasses.replace(BEAM, n_best=3)):
+        for nbest in translator.translate(texts, record_attention=True, decoding=config):
+            for translation in nbest:
+                pairs = translation.alignment()
+                assert [target for _, target in pairs] == list(range(len(translation.pieces)))
+                assert all(0 <= source < len(translation.source_pieces) for source, _ in pairs)
+                text = translation.alignment_text()
+                assert text == " ".join(f"{s}-{t}" for s, t in pairs)
+                assert all(re.fullmatch(r"\d+-\d+", pair) for pair in text.split())

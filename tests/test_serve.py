@@ -192,6 +192,18 @@ def test_translations_match_the_translator(server: Server, translator) -> None:
     assert all(t["hypotheses"][0]["attention"] is None for t in answer["translations"])
 
 
+def test_prefix_and_alignments_match_the_translator(server: Server, translator) -> None:
+    prefixes = ["zulu", "", "kilo lima", "yankee"]
+    answer = server.translate({"text": SENTENCES, "prefix": prefixes, "alignments": True})
+    expected = translator.translate(SENTENCES, record_attention=True, prefixes=prefixes)
+    for served, nbest, prefix in zip(answer["translations"], expected, prefixes):
+        assert served["text"] == nbest[0].text and served["text"].startswith(prefix)
+        assert served["hypotheses"][0]["alignment"] == nbest[0].alignment_text() != ""
+        assert served["hypotheses"][0]["attention"] is None  # asked for alignments only
+    one_for_all = server.translate({"text": SENTENCES[:2], "prefix": "zulu"})
+    assert all(t["text"].startswith("zulu") for t in one_for_all["translations"])
+
+
 def run_translate_py(checkpoint: Path, *arguments: str) -> subprocess.Popen:
     """translate.py on one thread, like the server, so that even the scores' last digits agree."""
     return subprocess.Popen([sys.executable, "translate.py", "--checkpoint", str(checkpoint), "--device", "cpu",
@@ -293,6 +305,9 @@ BAD_REQUESTS = {
     "temperature is NaN": ('{"text": ["alpha"], "temperature": NaN}', 422, "invalid_request"),
     "top_p above 1": (json.dumps({"text": ["alpha"], "top_p": 1.5}), 422, "invalid_request"),
     "no text": (json.dumps({"beam_size": 3}), 422, "invalid_request"),
+    "a prefix per sentence, miscounted": (json.dumps({"text": ["alpha", "bravo"], "prefix": ["x"]}), 422,
+                                          "invalid_request"),
+    "prefix is a number": (json.dumps({"text": ["alpha"], "prefix": 3}), 422, "invalid_request"),
     "not an object": ("[1, 2]", 422, "invalid_request"),
     "invalid UTF-8": (b'{"text": ["caf\xe9"]}', 400, "invalid_utf8"),
     "invalid JSON": ('{"text": ["alpha"', 400, "invalid_json"),
@@ -338,6 +353,17 @@ def test_server_survives_the_abuse(server: Server) -> None:
 
 
 # --- the batcher on its own ------------------------------------------------------------------------------------
+
+def test_request_fields_are_the_decoding_options_marked_for_the_api() -> None:
+    from seq2seq.config import decoding_options
+    from seq2seq.serve.app import TranslateRequest
+
+    fields = TranslateRequest.model_fields
+    for option, _ in decoding_options("api"):
+        assert fields[option.name].description == option.metadata["doc"]
+        assert fields[option.name].default is None
+    assert "batch_size" not in fields and {"text", "attention", "alignments", "prefix"} <= set(fields)
+
 
 def test_batcher_joins_equal_settings_and_isolates_a_failing_request() -> None:
     calls: list[list[str]] = []

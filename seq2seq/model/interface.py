@@ -37,6 +37,10 @@ class EncoderDecoder(nn.Module):
         """Choose the decoder layer whose cross-attention `step` reports (families with several)."""
         raise UserError("--attention-layer: this model has a single attention; the option is for Transformers")
 
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Float log-probabilities from `step`'s logits (an ensemble's step returns them already)."""
+        return logits.float().log_softmax(dim=-1)
+
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Selectable, Selectable]:
         """Memory (what the decoder attends to) and the first decoder state for a padded batch."""
         raise NotImplementedError

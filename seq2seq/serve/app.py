@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import json
 import math
@@ -18,24 +17,24 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seq2seq import __version__
-from seq2seq.checkpoint import count_state_parameters, load_checkpoint
-from seq2seq.config import Config, DecodingConfig, config_from_dict, config_to_dict, validate
+from seq2seq.checkpoint import count_state_parameters, load_checkpoint, model_from_payload
+from seq2seq.config import Config, DecodingConfig, config_to_dict, decoding_options, validate
 from seq2seq.errors import UserError
+from seq2seq.quantization import quantize_model, quantized_device
 from seq2seq.serve.batcher import Batcher, QueueFull
-from seq2seq.translator import Translation, Translator
+from seq2seq.translator import PyTorchEngine, Translation, Translator, select_device
 
 STATIC_DIR = Path(str(resources.files("seq2seq.serve") / "static"))
-EOS_LABEL = "</s>"
 
 
 @dataclass
@@ -54,43 +53,50 @@ class ServeLimits:
     timeout_s: float = 120.0  # a request still waiting for the model after this gets 503
 
 
-class TranslateRequest(BaseModel):
-    """Sentences and optional decoding settings; unset settings take the checkpoint's decoding defaults."""
+class RequestBase(BaseModel):
+    """What every request has besides the decoding settings."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     text: list[str] = Field(description="sentences to translate, one string each",
                             examples=[["Hello, how are you?", "Where is the station?"]])
-    method: Literal["greedy", "beam", "sample"] | None = Field(
-        None, description="search method; a beam_size, or n_best above 1, implies beam")
-    beam_size: int | None = Field(None, ge=1, description="beam width")
-    n_best: int | None = Field(None, ge=1, description="hypotheses returned per sentence (beam, at most beam_size)")
-    length_penalty: float | None = Field(None, ge=0, description="GNMT length penalty alpha")
-    max_len: int | None = Field(None, ge=1, description="cap on output pieces")
-    no_repeat_ngram: int | None = Field(None, ge=0, description="no n-gram of pieces twice in an output (0 = off)")
-    temperature: float | None = Field(None, ge=0, description="sampling temperature")
-    top_k: int | None = Field(None, ge=0, description="sample among the k likeliest pieces (0 = all)")
-    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling mass")
-    seed: int | None = Field(None, ge=0, lt=2**63, description="sampling seed")
-    attention: bool = Field(False, description="return each hypothesis's attention matrix")
 
 
-DECODING_FIELDS = ("method", "beam_size", "n_best", "length_penalty", "max_len", "no_repeat_ngram",
-                   "temperature", "top_k", "top_p", "seed")
+def decoding_request_fields() -> dict[str, Any]:
+    """One optional field per DecodingConfig option marked api=True: type, bounds and description are its
+    declaration's; unset (null) keeps the checkpoint's default."""
+    return {f.name: (hint | None, Field(None, description=f.metadata["doc"], **f.metadata.get("bounds", {})))
+            for f, hint in decoding_options("api")}
 
 
-class Hypothesis(BaseModel):
+TranslateRequest = create_model(
+    "TranslateRequest", __base__=RequestBase,
+    __doc__="Sentences and optional decoding settings; unset settings take the checkpoint's decoding defaults.",
+    **decoding_request_fields(),
+    attention=(bool, Field(False, description="return each hypothesis's attention matrix")),
+    alignments=(bool, Field(False, description="return each hypothesis's source-target piece alignment, read from "
+                                               "the attention: 'i-j' pairs, 0-based, EOS excluded")),
+    prefix=(str | list[str] | None, Field(
+        None, description="target text every output starts with (the search continues after it): one string for "
+                          "every sentence, or a list with one per sentence ('' = none)")),
+)
+
+
+class ApiHypothesis(BaseModel):
+    """One hypothesis as the API returns it (search.Hypothesis is the search's token-level one)."""
+
     text: str
     score: float | None = Field(description="log-probability after the length penalty (null if not finite)")
     pieces: list[str]
     attention: list[list[float]] | None = Field(
         None, description="rows: output pieces then </s>; columns: source pieces then </s>")
+    alignment: str | None = Field(None, description="'i-j' pairs: source piece i aligned to output piece j")
 
 
 class SentenceResult(BaseModel):
     text: str = Field(description="the best translation")
     source_pieces: list[str]
-    hypotheses: list[Hypothesis] = Field(description="the n-best list, best first")
+    hypotheses: list[ApiHypothesis] = Field(description="the n-best list, best first")
     warning: str | None = None
 
 
@@ -137,14 +143,18 @@ class TranslationService:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "cpu", quantize: bool = False) -> TranslationService:
+        """Reads the checkpoint file once: the model and its metadata come from the same payload."""
         checkpoint = Path(checkpoint)
+        target = quantized_device(device) if quantize else select_device(device)  # fail before the load
         payload = load_checkpoint(checkpoint)
-        config = config_from_dict(payload["config"], source=f"{checkpoint} (stored config)")
+        config, model, src_vocab, tgt_vocab = model_from_payload(payload, checkpoint)
         description = {"format_version": payload["format_version"], "package_version": payload["package_version"],
                        "parameters": count_state_parameters(payload["model"]),
                        "weights": "int8" if quantize else "float32"}
         del payload
-        translator = Translator.from_checkpoint(checkpoint, device=device, quantize=quantize)
+        if quantize:
+            model = quantize_model(model)
+        translator = Translator(PyTorchEngine(model, target), src_vocab, tgt_vocab, config.decoding)
         return cls(translator, config, checkpoint, "pytorch", description)
 
     @classmethod
@@ -159,26 +169,25 @@ class TranslationService:
 
     def decoding_for(self, request: TranslateRequest, limits: ServeLimits) -> DecodingConfig:
         """The checkpoint's defaults with the request's settings on top, checked as a config file would be."""
-        overrides = {name: getattr(request, name) for name in DECODING_FIELDS if getattr(request, name) is not None}
+        overrides = {f.name: getattr(request, f.name) for f, _ in decoding_options("api")}
         caps = {"beam_size": limits.max_beam_size, "n_best": limits.max_n_best, "max_len": limits.max_len}
         for name, cap in caps.items():
-            if overrides.get(name, 0) > cap:
+            if (overrides.get(name) or 0) > cap:
                 raise ApiError(422, "limit_exceeded", f"{name} is {overrides[name]}; this server allows at most {cap}")
-        # the same rule as translate.py: asking for a beam width or an n-best list means beam search
-        if "beam_size" in overrides or overrides.get("n_best", 1) > 1:
-            overrides.setdefault("method", "beam")
-        decoding = dataclasses.replace(self.translator.decoding, **overrides)
+        decoding = self.translator.decoding.override(overrides)
         try:
             validate(dataclasses.replace(self.config, decoding=decoding), "request")
         except UserError as error:
             raise ApiError(422, "invalid_settings", str(error).replace("decoding.", "")) from None
         return decoding
 
-    def translate(self, texts: list[str], decoding: DecodingConfig, attention: bool) -> list[list[Translation]]:
-        """Runs in the batcher's worker thread; the shared translator is never mutated."""
-        translator = copy.copy(self.translator)
-        translator.decoding = decoding
-        return translator.translate(texts, record_attention=attention)
+    def translate(self, items: list[tuple[str, str]], decoding: DecodingConfig,
+                  attention: bool) -> list[list[Translation]]:
+        """(text, prefix) items; runs in the batcher's worker thread with this call's own settings."""
+        texts = [text for text, _ in items]
+        prefixes = [prefix for _, prefix in items]
+        return self.translator.translate(texts, record_attention=attention, decoding=decoding,
+                                         prefixes=prefixes if any(prefixes) else None)
 
     def describe(self, limits: ServeLimits) -> dict[str, Any]:
         model = config_to_dict(self.config)["model"]
@@ -213,18 +222,24 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def sentence_result(nbest: list[Translation], attention: bool) -> dict[str, Any]:
+def sentence_result(nbest: list[Translation], attention: bool, alignments: bool = False) -> dict[str, Any]:
     def matrix(translation: Translation) -> list[list[float]] | None:
         if not attention or translation.attention is None:
             return None
         return [[round(float(w), 4) for w in row] for row in translation.attention.tolist()]
 
+    def hypothesis(translation: Translation) -> dict[str, Any]:
+        shown = {"text": translation.text, "score": finite_or_none(translation.score), "pieces": translation.pieces,
+                 "attention": matrix(translation)}
+        if alignments:
+            shown["alignment"] = translation.alignment_text()
+        return shown
+
     best = nbest[0]
     return {
         "text": best.text,
         "source_pieces": best.source_pieces,
-        "hypotheses": [{"text": t.text, "score": finite_or_none(t.score), "pieces": t.pieces,
-                        "attention": matrix(t)} for t in nbest],
+        "hypotheses": [hypothesis(t) for t in nbest],
         "warning": best.warning,
     }
 
@@ -279,6 +294,18 @@ def describe_problem(problem: dict[str, Any]) -> str:
     return f"{where}: {problem['msg']}"
 
 
+def request_prefixes(request: TranslateRequest) -> list[str]:
+    """One prefix per sentence ('' = none)."""
+    if request.prefix is None:
+        return [""] * len(request.text)
+    if isinstance(request.prefix, str):
+        return [request.prefix] * len(request.text)
+    if len(request.prefix) != len(request.text):
+        raise ApiError(422, "invalid_request", f"prefix has {len(request.prefix)} entries for {len(request.text)} "
+                                               "sentences; give one per sentence, or one string for all")
+    return request.prefix
+
+
 def check_sizes(request: TranslateRequest, limits: ServeLimits) -> None:
     if len(request.text) > limits.max_sentences:
         raise ApiError(422, "limit_exceeded", f"text has {len(request.text)} sentences; this server takes at most "
@@ -287,6 +314,10 @@ def check_sizes(request: TranslateRequest, limits: ServeLimits) -> None:
         if len(sentence) > limits.max_chars:
             raise ApiError(422, "limit_exceeded", f"text.{index} has {len(sentence)} characters; this server takes "
                                                   f"at most {limits.max_chars} per sentence")
+    for index, prefix in enumerate(request_prefixes(request)):
+        if len(prefix) > limits.max_chars:
+            raise ApiError(422, "limit_exceeded", f"prefix.{index} has {len(prefix)} characters; this server takes "
+                                                  f"at most {limits.max_chars} per prefix")
 
 
 def request_schema() -> dict[str, Any]:
@@ -344,16 +375,18 @@ def create_app(service: TranslationService, limits: ServeLimits | None = None) -
         decoding = service.decoding_for(body, limits)
         start = time.perf_counter()
         try:
-            results = await asyncio.wait_for(batcher.submit(body.text, decoding, body.attention), limits.timeout_s)
+            items = list(zip(body.text, request_prefixes(body)))
+            record = body.attention or body.alignments
+            results = await asyncio.wait_for(batcher.submit(items, decoding, record), limits.timeout_s)
         except QueueFull as error:
             raise ApiError(503, "busy", f"the server is busy ({error}); retry shortly") from None
         except asyncio.TimeoutError:
             raise ApiError(503, "timeout", f"no model time within {limits.timeout_s:g} s; retry shortly") from None
         except Exception as error:  # noqa: BLE001 - a failed decode is this request's 500, not the server's end
             raise ApiError(500, "translation_failed", f"translation failed: {type(error).__name__}: {error}") from None
-        shown = {name: getattr(decoding, name) for name in DECODING_FIELDS}
+        shown = {f.name: getattr(decoding, f.name) for f, _ in decoding_options("api")}
         return JSONResponse({
-            "translations": [sentence_result(nbest, body.attention) for nbest in results],
+            "translations": [sentence_result(nbest, body.attention, body.alignments) for nbest in results],
             "decoding": shown,
             "elapsed_ms": round((time.perf_counter() - start) * 1000, 2),
         })
