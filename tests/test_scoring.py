@@ -33,7 +33,7 @@ def greedy(checkpoint: Path, sources: list[str]) -> tuple[Translator, list[list[
     """The translator, the source ids, and the greedy outputs' ids and search scores."""
     translator = Translator.from_checkpoint(checkpoint, device="cpu", method="greedy", no_repeat_ngram=0)
     src_ids = translator.src_vocab.encode(sources)
-    hypotheses = [nbest[0] for nbest in translator.search(src_ids, record_attention=False)]
+    hypotheses = [nbest[0] for nbest in translator.engine.search(src_ids, translator.decoding, record_attention=False)]
     return translator, src_ids, [h.tokens for h in hypotheses], [h.score for h in hypotheses]
 
 
