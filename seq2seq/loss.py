@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from seq2seq.vocab import PAD_ID
+from seq2seq.special_ids import PAD_ID
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
