@@ -341,7 +341,7 @@ class Trainer:
                                                         t.batch_size, t.batch_unit, self.config.seed,
                                                         self.progress.epoch))
                 for batch_index in range(self.progress.batch_in_epoch, len(batches)):
-                    batch = self.training_data.collate(batches[batch_index], self.progress.epoch,
+                    batch = self.training_data.training_batch(batches[batch_index], self.progress.epoch,
                                                        batch_index).to(self.device)
                     loss, tokens = self._train_step(batch)
                     if self.startup_began is not None:  # start-up cost, which the data cache exists to keep small

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from seq2seq.data.batching import EncodedCorpus, collate, make_batches
+from seq2seq.data.batching import make_batches, stored_batch
+from seq2seq.data.cache import EncodedCorpus
 from seq2seq.data.corpus import Corpus
 from seq2seq.evaluation import Scores, score
 from seq2seq.loss import sequence_loss
@@ -83,7 +84,7 @@ class Validator:
         total = tokens = 0.0
         with torch.inference_mode():
             for indices in batches:
-                batch = collate(encoded, indices).to(device)
+                batch = stored_batch(encoded, indices).to(device)
                 logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
                 total += float(sequence_loss(logits, batch.tgt_out, 0.0)[1])
                 tokens += batch.target_tokens
