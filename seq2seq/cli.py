@@ -268,7 +268,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
     from seq2seq.data.catalogue import ensure_files
     from seq2seq.data.corpus import data_files, load_eval_sets
-    from seq2seq.training import evaluate_tests
+    from seq2seq.scoring import evaluate_tests
     from seq2seq.translator import Translator
 
     config = load_config(args.config, args.overrides, args.data_dir)

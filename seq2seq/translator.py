@@ -14,9 +14,9 @@ from seq2seq.checkpoint import read_model
 from seq2seq.config import DecodingConfig
 from seq2seq.data.batching import pad_sources
 from seq2seq.data.corpus import normalize_line
-from seq2seq.errors import UserError
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.quantization import quantize_model, quantized_device
+from seq2seq.runtime import select_device
 from seq2seq.search import Hypothesis, hypotheses_per_sentence, search
 from seq2seq.vocab import Vocab
 
@@ -29,22 +29,6 @@ class Translation:
     pieces: list[str]
     attention: torch.Tensor | None = None  # (len(pieces) + 1, len(source_pieces) + 1), EOS rows/columns last
     warning: str | None = None
-
-
-def select_device(spec: str) -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then the CPU."""
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu or auto")
-    try:
-        return torch.device(spec)
-    except RuntimeError:
-        raise UserError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
 
 
 def clean_input(text: str) -> str:

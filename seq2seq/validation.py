@@ -20,9 +20,37 @@ from seq2seq.translator import Translator
 log = logging.getLogger("seq2seq")
 
 
-def improves(value: float, best: float | None, higher_is_better: bool) -> bool:
-    """The one rule for "better than the best so far", shared by best.pt, early stopping and the plateau schedule."""
-    return best is None or (value > best if higher_is_better else value < best)
+PERPLEXITY_CAP = 50.0  # the largest mean NLL (nats) turned into a perplexity: exp(50) is already meaningless
+
+
+def perplexity(nll: float) -> float:
+    """exp(mean NLL), capped so that an untrained or diverged model logs a number, not an overflow."""
+    return math.exp(min(nll, PERPLEXITY_CAP))
+
+
+@dataclass
+class ScoreTracker:
+    """The best validation score so far and the validations since it: the one record that best.pt,
+    early stopping and the plateau schedule all read."""
+
+    higher_is_better: bool
+    best: float | None = None
+    bad_validations: int = 0
+
+    def observe(self, value: float) -> bool:
+        """Record a validation's score; True when it is the best so far."""
+        improved = self.best is None or (value > self.best if self.higher_is_better else value < self.best)
+        if improved:
+            self.best, self.bad_validations = value, 0
+        else:
+            self.bad_validations += 1
+        return improved
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad_validations": self.bad_validations}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_validations = state["best"], state["bad_validations"]
 
 
 @dataclass
@@ -50,7 +78,7 @@ class Validator:
         result = DevResult(self.dev_loss(), self._scores(step))
         w = self.writer
         w.add_scalar("dev/loss", result.loss, step)
-        w.add_scalar("dev/perplexity", math.exp(min(result.loss, 50.0)), step)
+        w.add_scalar("dev/perplexity", perplexity(result.loss), step)
         w.add_scalar("dev/bleu", result.scores.bleu, step)
         w.add_scalar("dev/chrf", result.scores.chrf, step)
         w.add_scalar("dev/length_ratio", result.scores.length_ratio, step)
