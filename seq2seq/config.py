@@ -137,7 +137,9 @@ MAX_VOCAB = 1_000_000
 
 @dataclass
 class ModelConfig:
-    type: Literal["rnn", "transformer"] = doc("model family: recurrent encoder-decoder or Transformer", "rnn")
+    type: Literal["rnn", "transformer"] = doc(
+        "model family: recurrent encoder-decoder or Transformer (the key defaults to rnn, so configs and checkpoints "
+        "without it stay RNNs; the default config, configs/en-hi.yaml, sets transformer)", "rnn")
     rnn: Literal["gru", "lstm"] = doc("rnn: recurrent cell of encoder and decoder", "gru")
     attention: Literal["bahdanau", "luong_dot", "luong_general", "none"] = doc(
         "rnn: attention: additive (Bahdanau), multiplicative (Luong dot/general) or none", "bahdanau"
