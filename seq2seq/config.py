@@ -260,6 +260,9 @@ class TrainingConfig:
     tgt_word_dropout: float = doc("probability of replacing each target input token by <unk> in training", 0.0)
     ema_decay: float = doc("keep an exponential moving average of the weights; validation, best.pt and the test "
                            "scores use it (0 = off; 0.999 averages over about the last 1,000 updates)", 0.0)
+    init_from: str = doc("fine-tune: start from this checkpoint's weights and SentencePiece models (taken, never "
+                         "retrained), with a fresh optimiser and schedule; the model section must match it "
+                         "('' = from scratch)", "")
 
     def check(self, check: Check) -> None:
         check(self.batch_size > 0, "training.batch_size", f"must be positive, got {self.batch_size}")

@@ -18,6 +18,7 @@ from seq2seq.data.catalogue import ensure_files
 from seq2seq.data.corpus import EvalSets, check_files_exist, data_files, load_eval_sets
 from seq2seq.data.prepare import TrainingData, open_training_data, prepare_training_data
 from seq2seq.distributed import World, init_world
+from seq2seq.finetune import install_vocabularies, load_starting_point
 from seq2seq.run_folder import open_run_dir, setup_logging, write_resolved_config
 from seq2seq.runtime import select_device
 
@@ -34,6 +35,7 @@ class Setup:
     eval_sets: EvalSets
     data: TrainingData
     checkpoints: list[Path]  # the run folder's periodic checkpoints, oldest first; empty unless resuming
+    initial_weights: dict[str, torch.Tensor] | None  # training.init_from's, for a new fine-tuning run
     began: float  # time.monotonic() when start-up began, to report how long it took
 
 
@@ -56,10 +58,14 @@ def prepare_run(config: Config, resume: bool = False) -> Setup:
     world.barrier()
     check_files_exist(config.data)
     eval_sets = load_eval_sets(config.data, config.seed)  # data errors come before any file is written
+    # a resumed fine-tuning run continues from its own checkpoints, which hold what init_from gave it
+    start = load_starting_point(config) if config.training.init_from and not resume else None
     checkpoints = open_run_dir(run_path, resume, world)
     if world.is_main:
         setup_logging(run_path)
         write_resolved_config(config, run_path)
+        if start is not None:
+            install_vocabularies(start, run_path)
     else:
         log.setLevel(logging.WARNING)
     if config.training.threads:
@@ -67,4 +73,4 @@ def prepare_run(config: Config, resume: bool = False) -> Setup:
     folder = prepare_training_data(config, eval_sets, run_path) if world.is_main else None
     data = open_training_data(world.broadcast(folder), run_path, config)
     log.info("training data: %s", data.report.summary())
-    return Setup(config, device, world, eval_sets, data, checkpoints, began)
+    return Setup(config, device, world, eval_sets, data, checkpoints, start.weights if start else None, began)

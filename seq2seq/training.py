@@ -118,6 +118,8 @@ class Trainer:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(self.device)
+        if setup.initial_weights is not None:  # fine-tuning (training.init_from)
+            self.model.load_state_dict(setup.initial_weights)
         log.info("model: %s parameters, device %s", f"{count_parameters(self.model):,}", self.device)
         optimizer_class = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
         # the fused kernel does an update in one pass over each tensor instead of about ten
