@@ -35,6 +35,8 @@ class StartingPoint:
 def load_starting_point(config: Config) -> StartingPoint:
     """training.init_from's weights and vocabularies, once they fit the model this config builds."""
     path = Path(config.training.init_from)
+    if not path.is_file():
+        raise UserError(f"training.init_from: {path}: no such checkpoint; name a trained model's .pt file")
     payload = load_checkpoint(path)
     protos = {"src": payload["src_vocab"], "tgt": payload["tgt_vocab"]}
     sizes = [len(Vocab(protos[side])) for side in ("src", "tgt")]

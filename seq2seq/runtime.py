@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
+import os
+import sys
 
 import torch
 
@@ -11,6 +15,12 @@ from seq2seq.config import TrainingConfig
 from seq2seq.errors import UserError
 
 log = logging.getLogger("seq2seq")
+
+# oneDNN builds a primitive for each input shape of a bf16 matmul and caches it with its own packed
+# copy of the weights. Token-budget batches come in hundreds of shapes, so with the default capacity
+# (1,024) a bf16 run's memory grew with every new shape; float32 matmuls do not use this cache.
+ONEDNN_CACHE_CAPACITY = 32
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
 
 
 def select_device(spec: str) -> torch.device:
@@ -56,6 +66,23 @@ def autocast_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype 
             log.warning("training.amp: bf16, but this GPU has no bf16; training with fp16 autocast")
         return torch.float16
     return torch.bfloat16
+
+
+def bound_onednn_cache() -> None:
+    """Cap oneDNN's primitive cache, unless ONEDNN_PRIMITIVE_CACHE_CAPACITY is set already; oneDNN reads it once,
+    when it first builds a primitive, so this must run before the model computes anything."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the system (glibc's malloc_trim; nothing elsewhere).
+
+    bf16 autocast on a CPU frees bf16 copies of many sizes at every update; glibc keeps such
+    freed blocks in its heap, so without this a bf16 run grows while a float32 one stays flat.
+    """
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -29,7 +29,7 @@ from seq2seq.errors import UserError
 from seq2seq.loss import sequence_loss
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.run_folder import checkpoint_files
-from seq2seq.runtime import autocast, autocast_dtype
+from seq2seq.runtime import autocast, autocast_dtype, bound_onednn_cache, release_freed_memory
 from seq2seq.schedules import Budget, LearningRate, teacher_forcing_ratio
 from seq2seq.scoring import evaluate_tests
 from seq2seq.startup import Setup, prepare_run
@@ -115,6 +115,12 @@ class Trainer:
         self.eval_sets, self.training_data = setup.eval_sets, setup.data
         self.src_vocab, self.tgt_vocab, self.train_data = setup.data.src_vocab, setup.data.tgt_vocab, setup.data.corpus
         self.startup_began: float | None = setup.began  # cleared once the first update has been timed
+        self.amp_dtype = autocast_dtype(t, self.device)
+        self.cpu_autocast = self.amp_dtype is not None and self.device.type == "cpu"
+        if self.cpu_autocast:  # bf16 on a CPU: keep its memory near float32's (see seq2seq.runtime)
+            bound_onednn_cache()
+        log.info("precision: %s", f"{self.amp_dtype} autocast (training.amp: {t.amp})" if self.amp_dtype
+                 else f"float32 (training.amp: {t.amp})")
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(self.device)
@@ -130,7 +136,6 @@ class Trainer:
         self.budget = Budget.of(t)
         self.lr = LearningRate(t, self.budget)
         self.scores = ScoreTracker(higher_is_better=t.valid_metric != "loss")
-        self.amp_dtype = autocast_dtype(t, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.progress = Progress()
         self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay else None
@@ -305,6 +310,8 @@ class Trainer:
         self.progress.step += 1
         if self.ema is not None:
             self.ema.update(self.progress.step)
+        if self.cpu_autocast:
+            release_freed_memory()
         self.progress.nonfinite_in_row = 0
         self._grad_norm, self._ratio, self._lr = float(norm), ratio, lr
         return self.world.sum(float(nll_sum)), int(tokens)
