@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from seq2seq.checkpoint import count_state_parameters  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 from seq2seq.data.corpus import load_eval_sets  # noqa: E402
-from seq2seq.training import evaluate_tests  # noqa: E402
+from seq2seq.testsets import evaluate_tests  # noqa: E402
 from seq2seq.translator import Translator  # noqa: E402
 
 

@@ -115,18 +115,19 @@ class StepMeter:
 
 
 def phase_train(args: argparse.Namespace) -> dict:
-    """Train as train.py does (Trainer(config).train()) until SIGINT or max_steps, counting every token."""
+    """Train as train.py does (Trainer(prepare_run(config)).train()) until SIGINT or max_steps, counting every token."""
     os.chdir(ROOT)  # relative config defaults (the data cache) land where train.py would put them
     import torch
 
     from seq2seq.config import load_config
     from seq2seq.model.build import count_parameters
+    from seq2seq.startup import prepare_run
     from seq2seq.training import Trainer
 
     s = Settings(peer="seq2seq", budget=0, work=Path(args.work))
     extra = [f"training.max_steps={args.max_steps}"] if args.max_steps else []
     config = load_config(None, matched_overrides(s, args.name) + extra, str(args.data))
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     meter = StepMeter(trainer._train_step, count_flops=args.phase == "flops")
     trainer._train_step = meter
     stop_reason = trainer.train()

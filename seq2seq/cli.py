@@ -308,7 +308,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
     from seq2seq.data.catalogue import ensure_files
     from seq2seq.data.corpus import data_files, load_eval_sets
-    from seq2seq.training import evaluate_tests
+    from seq2seq.testsets import evaluate_tests
     from seq2seq.translator import Translator
 
     config = load_config(args.config, args.overrides, args.data_dir)
@@ -352,7 +352,7 @@ def run_score(args: argparse.Namespace) -> int:
                         "give one translation per source line")
     from seq2seq.checkpoint import read_model
     from seq2seq.scoring import score_pairs
-    from seq2seq.translator import select_device
+    from seq2seq.runtime import select_device
 
     device = select_device(args.device)
     config, model, src_vocab, tgt_vocab = read_model(Path(args.checkpoint))

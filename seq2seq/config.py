@@ -180,7 +180,9 @@ MAX_VOCAB = 1_000_000
 
 @dataclass
 class ModelConfig:
-    type: Literal["rnn", "transformer"] = doc("model family: recurrent encoder-decoder or Transformer", "rnn")
+    type: Literal["rnn", "transformer"] = doc(
+        "model family: recurrent encoder-decoder or Transformer (the key defaults to rnn, so configs and checkpoints "
+        "without it stay RNNs; the default config, configs/en-hi.yaml, sets transformer)", "rnn")
     rnn: Literal["gru", "lstm"] = doc("rnn: recurrent cell of encoder and decoder", "gru")
     attention: Literal["bahdanau", "luong_dot", "luong_general", "none"] = doc(
         "rnn: attention: additive (Bahdanau), multiplicative (Luong dot/general) or none", "bahdanau"
@@ -307,6 +309,9 @@ class TrainingConfig:
     tgt_word_dropout: float = doc("probability of replacing each target input token by <unk> in training", 0.0)
     ema_decay: float = doc("keep an exponential moving average of the weights; validation, best.pt and the test "
                            "scores use it (0 = off; 0.999 averages over about the last 1,000 updates)", 0.0)
+    init_from: str = doc("fine-tune: start from this checkpoint's weights and SentencePiece models (taken, never "
+                         "retrained), with a fresh optimiser and schedule; the model section must match it "
+                         "('' = from scratch)", "")
 
     def check(self, check: Check) -> None:
         check(self.batch_size > 0, "training.batch_size", f"must be positive, got {self.batch_size}")

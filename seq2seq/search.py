@@ -15,7 +15,7 @@ import torch
 
 from seq2seq.config import DecodingConfig
 from seq2seq.model.interface import EncoderDecoder
-from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass

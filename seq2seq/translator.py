@@ -24,6 +24,7 @@ from seq2seq.data.text_form import TextForm
 from seq2seq.errors import UserError
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.quantization import quantize_model, quantized_device
+from seq2seq.runtime import select_device
 from seq2seq.search import Hypothesis, hypotheses_per_sentence, search
 from seq2seq.vocab import Vocab
 
@@ -71,22 +72,6 @@ class PyTorchEngine:
         src, lengths = pad_sources(sources)
         return search(self.model, src.to(self.device), lengths.to(self.device), decoding, record_attention,
                       prefixes)
-
-
-def select_device(spec: str) -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then the CPU."""
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu or auto")
-    try:
-        return torch.device(spec)
-    except RuntimeError:
-        raise UserError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
 
 
 def clean_input(text: str) -> str:

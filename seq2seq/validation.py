@@ -10,7 +10,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from seq2seq.config import EvaluationConfig
-from seq2seq.data.batching import EncodedCorpus, collate, make_batches
+from seq2seq.data.batching import make_batches, stored_batch
+from seq2seq.data.cache import EncodedCorpus
 from seq2seq.data.corpus import Corpus
 from seq2seq.evaluation import Scores, score
 from seq2seq.loss import sequence_loss
@@ -20,9 +21,37 @@ from seq2seq.translator import Translator
 log = logging.getLogger("seq2seq")
 
 
-def improves(value: float, best: float | None, higher_is_better: bool) -> bool:
-    """The one rule for "better than the best so far", shared by best.pt, early stopping and the plateau schedule."""
-    return best is None or (value > best if higher_is_better else value < best)
+PERPLEXITY_CAP = 50.0  # the largest mean NLL (nats) turned into a perplexity: exp(50) is already meaningless
+
+
+def perplexity(nll: float) -> float:
+    """exp(mean NLL), capped so that an untrained or diverged model logs a number, not an overflow."""
+    return math.exp(min(nll, PERPLEXITY_CAP))
+
+
+@dataclass
+class ScoreTracker:
+    """The best validation score so far and the validations since it: the one record that best.pt,
+    early stopping and the plateau schedule all read."""
+
+    higher_is_better: bool
+    best: float | None = None
+    bad_validations: int = 0
+
+    def observe(self, value: float) -> bool:
+        """Record a validation's score; True when it is the best so far."""
+        improved = self.best is None or (value > self.best if self.higher_is_better else value < self.best)
+        if improved:
+            self.best, self.bad_validations = value, 0
+        else:
+            self.bad_validations += 1
+        return improved
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad_validations": self.bad_validations}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_validations = state["best"], state["bad_validations"]
 
 
 @dataclass
@@ -51,7 +80,7 @@ class Validator:
         result = DevResult(self.dev_loss(), self._scores(step))
         w = self.writer
         w.add_scalar("dev/loss", result.loss, step)
-        w.add_scalar("dev/perplexity", math.exp(min(result.loss, 50.0)), step)
+        w.add_scalar("dev/perplexity", perplexity(result.loss), step)
         w.add_scalar("dev/bleu", result.scores.bleu, step)
         w.add_scalar("dev/chrf", result.scores.chrf, step)
         w.add_scalar("dev/ter", result.scores.ter, step)
@@ -86,7 +115,7 @@ class Validator:
         total = tokens = 0.0
         with torch.inference_mode():
             for indices in batches:
-                batch = collate(encoded, indices).to(device)
+                batch = stored_batch(encoded, indices).to(device)
                 logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
                 total += float(sequence_loss(logits, batch.tgt_out, 0.0)[1])
                 tokens += batch.target_tokens

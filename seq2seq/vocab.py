@@ -10,8 +10,12 @@ import sentencepiece as spm
 
 from seq2seq.config import VocabConfig
 from seq2seq.errors import UserError
+from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+__all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID", "Vocab", "train_vocab"]
+
+# Threads SentencePiece trains a vocabulary with (once per data and vocab config).
+TRAINING_THREADS = 2
 
 
 class Vocab:
@@ -79,7 +83,7 @@ def train_vocab(texts: list[str], size: int, config: VocabConfig, seed: int) -> 
             eos_id=EOS_ID,
             hard_vocab_limit=False,
             minloglevel=2,
-            num_threads=2,
+            num_threads=TRAINING_THREADS,
         )
     except RuntimeError as error:
         raise UserError(f"vocab: SentencePiece training failed ({error}); try a smaller vocab size") from None

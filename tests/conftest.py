@@ -65,24 +65,26 @@ def tiny_config(data_dir: Path, run_dir: Path, *overrides: str, family: str = "r
 @pytest.fixture(scope="session")
 def tiny_checkpoint(reversal_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A briefly trained GRU+Bahdanau model: good enough to emit real, varied outputs."""
+    from seq2seq.startup import prepare_run
     from seq2seq.training import Trainer
 
     run_dir = tmp_path_factory.mktemp("runs")
     config = tiny_config(reversal_data, run_dir, "training.max_steps=150", "training.valid_every=150",
                          "data.test=[]")
-    Trainer(config).train()
+    Trainer(prepare_run(config)).train()
     return run_dir / "tiny" / "best.pt"
 
 
 @pytest.fixture(scope="session")
 def tiny_transformer_checkpoint(reversal_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Transformer counterpart of tiny_checkpoint, trained as briefly."""
+    from seq2seq.startup import prepare_run
     from seq2seq.training import Trainer
 
     run_dir = tmp_path_factory.mktemp("runs")
     config = tiny_config(reversal_data, run_dir, "training.max_steps=150", "training.valid_every=150",
                          "data.test=[]", family="transformer")
-    Trainer(config).train()
+    Trainer(prepare_run(config)).train()
     return run_dir / "tiny-transformer" / "best.pt"
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from seq2seq.config import VocabConfig
-from seq2seq.data.batching import EncodedCorpus, SubwordSampler, Texts, collate, make_batches, pad_pairs, pad_sources
+from seq2seq.data.batching import SubwordSampler, make_batches, pad_pairs, pad_sources, stored_batch
+from seq2seq.data.cache import EncodedCorpus, Texts
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab, train_vocab
 
 ENGLISH = ["where is the station", "the station is closed today", "I am hungry", "how are you",
@@ -47,9 +48,9 @@ def test_batches_group_similar_lengths() -> None:
     assert padded < 1.15 * tgt.sum()
 
 
-def test_collate_pads_and_marks_sequences() -> None:
+def test_stored_batch_pads_and_marks_sequences() -> None:
     corpus = EncodedCorpus.from_lists([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]])
-    batch = collate(corpus, [0, 1])
+    batch = stored_batch(corpus, [0, 1])
     assert batch.src.tolist() == [[5, 6, 7, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]]
     assert batch.src_lengths.tolist() == [4, 2]
     assert batch.tgt_in.tolist() == [[BOS_ID, 9, 10, PAD_ID], [BOS_ID, 11, 12, 13]]
@@ -70,9 +71,9 @@ def test_pad_sources_of_empty_row_is_just_eos() -> None:
     assert lengths.dtype == torch.long and lengths.tolist() == [1, 3]
 
 
-def test_pad_pairs_of_lists_matches_collate_of_arrays() -> None:
+def test_pad_pairs_of_lists_matches_stored_batch_of_arrays() -> None:
     corpus = EncodedCorpus.from_lists([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]])
-    batch, padded = collate(corpus, [1, 0]), pad_pairs([[8], [5, 6, 7]], [[11, 12, 13], [9, 10]])
+    batch, padded = stored_batch(corpus, [1, 0]), pad_pairs([[8], [5, 6, 7]], [[11, 12, 13], [9, 10]])
     for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
         assert torch.equal(getattr(batch, name), getattr(padded, name))
 
@@ -100,19 +101,19 @@ def rows(ids: torch.Tensor) -> list[list[int]]:
 
 def test_sampled_batches_are_fixed_by_seed_epoch_and_batch(vocabs: tuple[Vocab, Vocab]) -> None:
     indices = [0, 1, 2, 3, 4, 5]
-    first = sampler(vocabs).collate(indices, epoch=0, batch_index=3)
-    sampler(vocabs).collate(indices, epoch=5, batch_index=1)  # other draws in between change nothing
-    again = sampler(vocabs).collate(indices, epoch=0, batch_index=3)
+    first = sampler(vocabs).sampled_batch(indices, epoch=0, batch_index=3)
+    sampler(vocabs).sampled_batch(indices, epoch=5, batch_index=1)  # other draws in between change nothing
+    again = sampler(vocabs).sampled_batch(indices, epoch=0, batch_index=3)
     assert torch.equal(again.src, first.src) and torch.equal(again.tgt_out, first.tgt_out)
-    epochs = {str(sampler(vocabs).collate(indices, epoch, 3).src.tolist()) for epoch in range(4)}
+    epochs = {str(sampler(vocabs).sampled_batch(indices, epoch, 3).src.tolist()) for epoch in range(4)}
     assert len(epochs) > 1
-    batches = {str(sampler(vocabs).collate(indices, 0, index).tgt_out.tolist()) for index in range(4)}
+    batches = {str(sampler(vocabs).sampled_batch(indices, 0, index).tgt_out.tolist()) for index in range(4)}
     assert len(batches) > 1
 
 
 def test_sampled_batches_decode_to_the_text_and_keep_batch_layout(vocabs: tuple[Vocab, Vocab]) -> None:
     src_vocab, tgt_vocab = vocabs
-    batch = sampler(vocabs).collate([4, 0, 2], epoch=2, batch_index=0)
+    batch = sampler(vocabs).sampled_batch([4, 0, 2], epoch=2, batch_index=0)
     assert src_vocab.decode(rows(batch.src)) == [ENGLISH[4], ENGLISH[0], ENGLISH[2]]
     assert tgt_vocab.decode(rows(batch.tgt_out)) == [HINDI[4], HINDI[0], HINDI[2]]
     assert batch.src_lengths.tolist() == [len(r) + 1 for r in rows(batch.src)]
@@ -121,7 +122,7 @@ def test_sampled_batches_decode_to_the_text_and_keep_batch_layout(vocabs: tuple[
 
 
 def test_samples_longer_than_the_limit_are_cut_and_still_end_with_eos(vocabs: tuple[Vocab, Vocab]) -> None:
-    batch = sampler(vocabs, max_pieces=4).collate([0, 1, 4], epoch=0, batch_index=0)
+    batch = sampler(vocabs, max_pieces=4).sampled_batch([0, 1, 4], epoch=0, batch_index=0)
     assert batch.src.shape[1] == batch.tgt_out.shape[1] == 5
     assert batch.src[:, 4].eq(EOS_ID).all() and batch.tgt_out[:, 4].eq(EOS_ID).all()
 
@@ -130,7 +131,7 @@ def test_word_dropout_replaces_only_words_and_keeps_the_gold_output() -> None:
     lengths = [3 + i % 37 for i in range(400)]  # about 8,000 words a side: the rate is checked to 6 sigma
     corpus = EncodedCorpus.from_lists([[5 + i % 7 for i in range(n)] for n in lengths],
                                       [[6 + i % 5 for i in range(n)] for n in reversed(lengths)])
-    batch = collate(corpus, list(range(len(corpus.src_lengths))))
+    batch = stored_batch(corpus, list(range(len(corpus.src_lengths))))
     torch.manual_seed(0)
     dropped = batch.with_word_dropout(0.3, 0.2)
     for before, after, rate in ((batch.src, dropped.src, 0.3), (batch.tgt_in, dropped.tgt_in, 0.2)):

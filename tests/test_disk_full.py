@@ -21,7 +21,7 @@ import seq2seq.files as files
 from conftest import ROOT, tiny_config, write_reversal_task
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.cli import main
-from seq2seq.data.batching import _RowsWriter
+from seq2seq.data.cache import _RowsWriter
 from seq2seq.data.corpus import load_eval_sets
 from seq2seq.files import DiskFull
 from seq2seq.fulldisk import full_disk_stops_the_run

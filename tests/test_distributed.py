@@ -12,8 +12,9 @@ import torch
 
 from conftest import ROOT, tiny_config
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.data.batching import collate, make_batches
+from seq2seq.data.batching import make_batches, stored_batch
 from seq2seq.distributed import World
+from seq2seq.startup import prepare_run
 from seq2seq.training import Trainer
 
 STEPS = 4
@@ -49,10 +50,10 @@ def test_two_processes_match_one_process_on_the_combined_batches(reversal_data: 
     single_run.mkdir(parents=True)
     for vocab in ("src.spm.model", "tgt.spm.model"):
         shutil.copy(ddp_run / vocab, single_run / vocab)
-    trainer = Trainer(tiny_config(reversal_data, tmp_path / "single", *SETTINGS, family=family))
+    trainer = Trainer(prepare_run(tiny_config(reversal_data, tmp_path / "single", *SETTINGS, family=family)))
     data, t = trainer.train_data, trainer.config.training
     batches = make_batches(data.src_lengths, data.tgt_lengths, t.batch_size, t.batch_unit, trainer.config.seed, 0)
     for step in range(STEPS):  # rank r takes batch 2 * step + r
-        trainer._train_step(collate(data, batches[2 * step] + batches[2 * step + 1]))
+        trainer._train_step(stored_batch(data, batches[2 * step] + batches[2 * step + 1]))
     for name, weight in trainer.model.state_dict().items():
         assert torch.allclose(weight, distributed[name], atol=1e-5), name

@@ -11,6 +11,7 @@ from torch import nn
 from seq2seq.checkpoint import count_state_parameters, load_checkpoint
 from seq2seq.ema import WeightAverage
 from seq2seq.evaluation import score
+from seq2seq.startup import prepare_run
 from seq2seq.training import Trainer
 from seq2seq.translator import Translator
 
@@ -52,7 +53,7 @@ def test_checkpoints_hold_the_average_for_translation_and_the_trained_weights_fo
     config = tiny_config(reversal_data, tmp_path, "training.max_steps=40", "training.valid_every=20",
                          "training.valid_limit=5", "data.test=[]", "training.ema_decay=0.95", "vocab.joint=true",
                          "model.share_embeddings=true", "model.tie_embeddings=true", family="transformer")
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     trainer.train()
     payload = load_checkpoint(trainer.run_path / "step-00000040.pt")
     averaged, trained = payload["model"], payload["training"]["trained_weights"]

@@ -27,12 +27,13 @@ MARIAN_SETTINGS = ("model.norm=post", "model.position_layout=split", "vocab.join
 @pytest.fixture(scope="module")
 def marian_checkpoint(reversal_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Transformer trained as MarianMTModel is built: post-norm, split sinusoids, one shared embedding."""
+    from seq2seq.startup import prepare_run
     from seq2seq.training import Trainer
 
     run_dir = tmp_path_factory.mktemp("runs")
     config = tiny_config(reversal_data, run_dir, "training.max_steps=150", "training.valid_every=150",
                          "data.test=[]", *MARIAN_SETTINGS, family="transformer")
-    Trainer(config).train()
+    Trainer(prepare_run(config)).train()
     return run_dir / "tiny-transformer" / "best.pt"
 
 

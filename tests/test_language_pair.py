@@ -9,7 +9,9 @@ import pytest
 from conftest import WORDS, tiny_config
 
 from seq2seq.data.text_form import TextForm
-from seq2seq.training import Trainer, evaluate_tests
+from seq2seq.startup import prepare_run
+from seq2seq.testsets import evaluate_tests
+from seq2seq.training import Trainer
 from seq2seq.translator import Translator
 
 pytestmark = pytest.mark.slow  # one short training run (about half a minute on a busy CPU) for the module
@@ -41,7 +43,7 @@ def copy_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tra
     config = tiny_config(data, run_dir, "name=de-fr", "training.max_steps=150", "training.valid_every=150",
                          *TOKENIZED_FORM, family="transformer")
     assert not config.data.cleaning.src_script and not config.data.cleaning.tgt_script
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     trainer.train()
     return run_dir / "de-fr" / "best.pt", trainer
 

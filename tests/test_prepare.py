@@ -13,7 +13,8 @@ import torch
 
 import seq2seq.data.prepare as prepare
 from seq2seq.config import Config
-from seq2seq.data.batching import DamagedCache, EncodedCorpus, collate, make_batches
+from seq2seq.data.batching import make_batches, stored_batch
+from seq2seq.data.cache import DamagedCache, EncodedCorpus
 from seq2seq.data.corpus import load_eval_sets
 from seq2seq.errors import UserError
 from seq2seq.vocab import EOS_ID, UNK_ID, Vocab
@@ -232,16 +233,16 @@ def test_subword_sampling_keeps_the_text_and_resegments_training_batches(data_di
     assert np.array_equal(data.corpus.src_ids, plain.corpus.src_ids)  # batching still sees the best lengths
     assert [data.corpus.tgt_text[i] for i in range(3)] == (data_dir / "train.tgt").read_text().splitlines()[:3]
     indices = list(range(40))
-    batch = data.collate(indices, epoch=0, batch_index=2)
+    batch = data.training_batch(indices, epoch=0, batch_index=2)
     assert data.src_vocab.decode(before_eos(batch.src)) == [data.corpus.src_text[i] for i in indices]
     assert data.tgt_vocab.decode(before_eos(batch.tgt_out)) == [data.corpus.tgt_text[i] for i in indices]
     many = list(range(300))  # 40 short sentences can all draw their best segmentation; 300 cannot
-    sampled = data.collate(many, epoch=0, batch_index=2).src
-    assert not torch.equal(sampled, collate(data.corpus, many).src)
-    assert not torch.equal(sampled, data.collate(many, epoch=1, batch_index=2).src)
+    sampled = data.training_batch(many, epoch=0, batch_index=2).src
+    assert not torch.equal(sampled, stored_batch(data.corpus, many).src)
+    assert not torch.equal(sampled, data.training_batch(many, epoch=1, batch_index=2).src)
     resumed = prepare.open_training_data(folder, config.run_path, config)
-    assert torch.equal(resumed.collate(indices, 0, 2).src, batch.src)
-    assert torch.equal(resumed.collate(indices, 0, 2).tgt_out, batch.tgt_out)
+    assert torch.equal(resumed.training_batch(indices, 0, 2).src, batch.src)
+    assert torch.equal(resumed.training_batch(indices, 0, 2).tgt_out, batch.tgt_out)
 
 
 def test_without_sampling_training_batches_are_the_stored_segmentation(data_dir: Path, tmp_path: Path) -> None:
@@ -250,13 +251,13 @@ def test_without_sampling_training_batches_are_the_stored_segmentation(data_dir:
     assert data.sampler is None
     batches = make_batches(data.corpus.src_lengths, data.corpus.tgt_lengths, 64, "sentences", config.seed, 0)
     for index, indices in enumerate(batches):
-        sampled, stored = data.collate(indices, 0, index), collate(data.corpus, indices)
+        sampled, stored = data.training_batch(indices, 0, index), stored_batch(data.corpus, indices)
         for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
             assert torch.equal(getattr(sampled, name), getattr(stored, name))
 
 
 def test_writer_keeps_text_beside_the_ids(tmp_path: Path) -> None:
-    from seq2seq.data.batching import EncodedCorpusWriter
+    from seq2seq.data.cache import EncodedCorpusWriter
 
     writer = EncodedCorpusWriter(tmp_path, vocab_size=100, keep_text=True)
     writer.append([[1, 2], [3]], [[4], [5, 6]], (["a b", "मिट्टी"], ["b a", "ü"]))
@@ -311,7 +312,7 @@ def test_nothing_left_after_cleaning_is_a_clear_error(data_dir: Path, tmp_path: 
 
 
 def test_writer_round_trips_rows_of_any_length(tmp_path: Path) -> None:
-    from seq2seq.data.batching import EncodedCorpusWriter
+    from seq2seq.data.cache import EncodedCorpusWriter
 
     writer = EncodedCorpusWriter(tmp_path, vocab_size=70_000)
     writer.append([[1, 2, 3], [69_999]], [[4], [5, 6]])

@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import ROOT, SHARED_DATA, cpu_has_int8_dot_products
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.config import load_config
+from seq2seq.startup import prepare_run
 from seq2seq.training import Trainer
 from seq2seq.translator import Translator
 
@@ -33,7 +34,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Trainer:
                          [f"run_dir={tmp_path_factory.mktemp('runs')}", *SMALL, "training.max_steps=300",
                           "training.valid_every=300", "training.valid_limit=50", "training.log_every=50",
                           "training.lr=0.003"], str(SHARED_DATA))
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     trainer.train()
     return trainer
 
@@ -78,7 +79,7 @@ def test_shipped_config_trains_and_decodes(name: str, tmp_path: Path) -> None:
                          [f"run_dir={tmp_path}", "training.max_steps=4", "training.valid_every=4",
                           "training.valid_limit=4", "data.test=[]", "training.batch_size=600",
                           "decoding.max_len=20"], str(SHARED_DATA))
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     trainer.train()
     translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
     (nbest,) = translator.translate(["Hello, how are you?"])

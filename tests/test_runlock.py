@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, tiny_config
 from seq2seq.errors import UserError
 from seq2seq.runlock import LOCK_FILE, acquire
+from seq2seq.startup import prepare_run
 from seq2seq.training import Trainer
 
 HOLD = ("import sys, time; from seq2seq.runlock import acquire; lock = acquire(sys.argv[1]); "
@@ -50,12 +51,12 @@ def test_a_second_trainer_fresh_or_resuming_is_refused_while_the_first_lives(rev
                                                                              tmp_path: Path) -> None:
     config = tiny_config(reversal_data, tmp_path, "training.max_steps=2", "training.valid_every=2",
                          "training.valid_limit=5", "data.test=[]")
-    first = Trainer(config)
+    first = Trainer(prepare_run(config))
     for resume in (False, True):
         with pytest.raises(UserError, match=rf"{config.run_path}: another process \(pid {os.getpid()}\)"):
-            Trainer(config, resume=resume)
+            prepare_run(config, resume=resume)
     first.train()
-    assert Trainer(config, resume=True).progress.step == 2  # a finished run frees its folder
+    assert Trainer(prepare_run(config, resume=True)).progress.step == 2  # a finished run frees its folder
 
 
 def train_command(data: Path, run_dir: Path, *extra: str) -> list[str]:
@@ -109,7 +110,7 @@ def test_resume_after_sigkill_is_not_blocked(reversal_data: Path, tmp_path: Path
     saved = max(int(path.stem.split("-")[1]) for path in run_path.glob("step-*.pt"))
     config = tiny_config(reversal_data, tmp_path, f"training.max_steps={saved + 5}", "training.valid_every=5",
                          "training.valid_limit=5", "data.test=[]")
-    resumed = Trainer(config, resume=True)
+    resumed = Trainer(prepare_run(config, resume=True))
     assert resumed.progress.step == saved
     resumed.train()
     assert resumed.progress.step == saved + 5

@@ -22,8 +22,12 @@ from seq2seq.config import Config, TrainingConfig
 from seq2seq.data.batching import make_batches
 from seq2seq.errors import UserError
 from seq2seq.loss import sequence_loss
-from seq2seq.training import (LearningRate, Trainer, autocast_dtype, cpu_computes_bf16, evaluate_tests,
-                               teacher_forcing_ratio)
+from seq2seq.runtime import autocast_dtype, cpu_computes_bf16
+from seq2seq.schedules import LearningRate, teacher_forcing_ratio
+from seq2seq.testsets import evaluate_tests
+from seq2seq.startup import prepare_run
+from seq2seq.training import Trainer
+from seq2seq.validation import ScoreTracker
 from seq2seq.translator import Translator
 
 
@@ -46,14 +50,67 @@ def test_sequence_loss_gradient_matches_autograd_of_cross_entropy() -> None:
     targets[0, 2:] = 0
     mask = targets != 0
     for smoothing, dtype in ((0.0, torch.float32), (0.1, torch.float32), (0.3, torch.float64)):
-        weights = torch.randn(3, 5, 11, dtype=dtype, requires_grad=True)
-        reference = weights.detach().clone().requires_grad_(True)
-        logits = weights * 1.0  # computed logits, as in training: backward may overwrite them
-        (2.5 * sequence_loss(logits, targets, smoothing)[0]).backward()
-        (2.5 * F.cross_entropy(reference[mask], targets[mask], label_smoothing=smoothing, reduction="sum")).backward()
-        assert torch.allclose(weights.grad, reference.grad, atol=1e-6)
+        for overwrite in (False, True):
+            weights = torch.randn(3, 5, 11, dtype=dtype, requires_grad=True)
+            reference = weights.detach().clone().requires_grad_(True)
+            # computed logits, as in training; the caller holds no reference when it lets backward overwrite them
+            (2.5 * sequence_loss(weights * 1.0, targets, smoothing, overwrite_logits=overwrite)[0]).backward()
+            (2.5 * F.cross_entropy(reference[mask], targets[mask], label_smoothing=smoothing,
+                                   reduction="sum")).backward()
+            assert torch.allclose(weights.grad, reference.grad, atol=1e-6)
         assert not sequence_loss(weights * 1.0, targets, smoothing)[1].requires_grad  # the NLL is a statistic
         assert weights.grad[~mask].abs().max() == 0  # padding gets no gradient
+
+
+def test_logits_read_after_backward_are_intact_unless_the_caller_gave_them_up() -> None:
+    torch.manual_seed(0)
+    weights = torch.randn(4, 6, 9, requires_grad=True)
+    targets = torch.randint(1, 9, (4, 6))
+    logits = weights * 2.0
+    before = logits.detach().clone()
+    sequence_loss(logits, targets, 0.1)[0].backward()
+    assert torch.equal(logits.detach(), before)  # the default never touches them
+    overwritten = weights * 2.0
+    sequence_loss(overwritten, targets, 0.1, overwrite_logits=True)[0].backward()
+    assert not torch.equal(overwritten.detach(), before)  # why an opted-in caller must hold no reference
+
+
+def test_a_training_step_keeps_no_logits_alive_after_backward(reversal_data: Path, tmp_path: Path) -> None:
+    """The trainer opts in to overwriting the logits, so no tensor holding them may outlive its step."""
+    import weakref
+
+    trainer = Trainer(prepare_run(short_run(reversal_data, tmp_path, 1)))
+    seen = []
+    trainer.model.register_forward_hook(lambda module, inputs, output: seen.append(weakref.ref(output[0])))
+    batches = make_batches(trainer.train_data.src_lengths, trainer.train_data.tgt_lengths, 64, "sentences", 0, 0)
+    loss, tokens = trainer._train_step(trainer.training_data.training_batch(batches[0], 0, 0))
+    assert loss is not None and tokens > 0 and len(seen) == 1
+    assert seen[0]() is None
+
+
+def test_fp16_overflow_steps_are_skipped_and_counted(reversal_data: Path, tmp_path: Path) -> None:
+    """A GradScaler that finds inf gradients skips the update: the step is counted as non-finite, not as an update
+    (a CPU scaler stands in for the CUDA one; a gradient hook stands in for an fp16 overflow)."""
+    trainer = Trainer(prepare_run(short_run(reversal_data, tmp_path, 1)))
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    trainer.model.output_layer().weight.register_hook(lambda grad: grad * math.inf)
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    batches = make_batches(trainer.train_data.src_lengths, trainer.train_data.tgt_lengths, 64, "sentences", 0, 0)
+    assert trainer._train_step(trainer.training_data.training_batch(batches[0], 0, 0)) == (None, 0)
+    assert trainer.progress.step == 0 and trainer.progress.nonfinite_total == 1
+    assert trainer.progress.nonfinite_in_row == 0  # the scaler's search for its scale is no divergence
+    assert trainer.scaler.get_scale() == 2.0 ** 15
+    assert all(torch.equal(value, before[name]) for name, value in trainer.model.state_dict().items())
+
+
+def test_one_score_tracker_serves_best_checkpoint_early_stopping_and_plateau() -> None:
+    scores = ScoreTracker(higher_is_better=False)  # dev loss
+    assert [scores.observe(v) for v in (3.0, 2.5, 2.7, 2.6, 2.4)] == [True, True, False, False, True]
+    assert scores.best == 2.4 and scores.bad_validations == 0
+    scores.observe(2.9)
+    restored = ScoreTracker(higher_is_better=False)
+    restored.load_state_dict(scores.state_dict())
+    assert (restored.best, restored.bad_validations) == (2.4, 1)
 
 
 def test_teacher_forcing_schedules() -> None:
@@ -76,8 +133,10 @@ def test_learning_rate_schedules() -> None:
     inv = LearningRate(TrainingConfig(lr=1.0, schedule="inverse_sqrt", warmup_steps=4, min_lr=0.0))
     assert inv.at(3) == 1.0 and inv.at(15) == pytest.approx(0.5)
     plateau = LearningRate(TrainingConfig(lr=1.0, schedule="plateau", plateau_patience=2, plateau_factor=0.5))
+    scores = ScoreTracker(higher_is_better=True)
     for value in (10, 9, 8):  # chrF falling: two bad validations halve the rate
-        plateau.observe(value, higher_is_better=True)
+        scores.observe(value)
+        plateau.observe(scores.bad_validations)
     assert plateau.at(0) == 0.5
     restored = LearningRate(plateau.config)
     restored.load_state_dict(plateau.state_dict())
@@ -109,7 +168,7 @@ def test_linear_decay_reaches_its_floor_as_the_budget_ends() -> None:
 def test_learns_word_reversal(reversal_data: Path, tmp_path: Path, family: str, overrides: tuple[str, ...]) -> None:
     """Greedy and beam search both reach BLEU >= 90 on held-out reversal sentences."""
     config = tiny_config(reversal_data, tmp_path, *overrides, family=family)
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     assert trainer.amp_dtype == (torch.bfloat16 if "training.amp=bf16" in overrides else None)
     trainer.train()
     translator = Translator.from_checkpoint(trainer.run_path / "best.pt", device="cpu")
@@ -133,10 +192,10 @@ def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path, 
                                            extra: tuple[str, ...]) -> None:
     """Dropout, word dropout, scheduled sampling and shuffling all draw randomness: resume must restore it all,
     and the weight average too."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "a", 30, *extra, family=family))
+    straight = Trainer(prepare_run(short_run(reversal_data, tmp_path / "a", 30, *extra, family=family)))
     straight.train()
-    Trainer(short_run(reversal_data, tmp_path / "b", 20, *extra, family=family)).train()
-    resumed = Trainer(short_run(reversal_data, tmp_path / "b", 30, *extra, family=family), resume=True)
+    Trainer(prepare_run(short_run(reversal_data, tmp_path / "b", 20, *extra, family=family))).train()
+    resumed = Trainer(prepare_run(short_run(reversal_data, tmp_path / "b", 30, *extra, family=family), resume=True))
     assert resumed.progress.step == 20
     resumed.train()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -150,14 +209,14 @@ def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path, 
 def test_existing_run_needs_resume_and_resume_needs_a_run(reversal_data: Path, tmp_path: Path) -> None:
     config = short_run(reversal_data, tmp_path, 10)
     with pytest.raises(UserError, match="nothing to resume"):
-        Trainer(config, resume=True)
-    Trainer(config).train()
+        Trainer(prepare_run(config, resume=True))
+    Trainer(prepare_run(config)).train()
     with pytest.raises(UserError, match="--resume"):
-        Trainer(config)
+        Trainer(prepare_run(config))
 
 
 def test_keeps_last_checkpoints_best_and_tensorboard(reversal_data: Path, tmp_path: Path) -> None:
-    trainer = Trainer(short_run(reversal_data, tmp_path, 40, "training.keep_last=2"))
+    trainer = Trainer(prepare_run(short_run(reversal_data, tmp_path, 40, "training.keep_last=2")))
     trainer.train()
     names = sorted(p.name for p in trainer.run_path.glob("*.pt"))
     assert names == ["best.pt", "step-00000030.pt", "step-00000040.pt"]
@@ -176,8 +235,8 @@ def test_keeps_last_checkpoints_best_and_tensorboard(reversal_data: Path, tmp_pa
 
 
 def test_linear_decay_curve_in_tensorboard_ends_at_the_step_budget(reversal_data: Path, tmp_path: Path) -> None:
-    trainer = Trainer(short_run(reversal_data, tmp_path, 40, "training.schedule=linear_decay", "training.lr=0.01",
-                                "training.warmup_steps=4", "training.min_lr=0"))
+    trainer = Trainer(prepare_run(short_run(reversal_data, tmp_path, 40, "training.schedule=linear_decay", "training.lr=0.01",
+                                "training.warmup_steps=4", "training.min_lr=0")))
     trainer.train()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -189,7 +248,7 @@ def test_linear_decay_curve_in_tensorboard_ends_at_the_step_budget(reversal_data
         assert value == pytest.approx(0.01 * (1 - (step - 1) / 40), rel=1e-5)
 
 def test_non_finite_steps_are_skipped_then_stop_with_a_checkpoint(reversal_data: Path, tmp_path: Path) -> None:
-    trainer = Trainer(short_run(reversal_data, tmp_path, 50, "training.max_nonfinite=3"))
+    trainer = Trainer(prepare_run(short_run(reversal_data, tmp_path, 50, "training.max_nonfinite=3")))
     with torch.no_grad():
         trainer.model.output_layer().bias.fill_(math.nan)
     with pytest.raises(UserError, match="3 non-finite"):
@@ -242,8 +301,8 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
 
     Each kill waits for the log to reach a random step, not for a random time, so every kill lands
     inside training on a machine of any speed while the run stays short."""
-    straight = Trainer(short_run(reversal_data, tmp_path / "straight", KILL_STEPS, "training.keep_last=2",
-                                 "training.threads=1", family=family))  # as the command: bitwise needs one thread count
+    straight = Trainer(prepare_run(short_run(reversal_data, tmp_path / "straight", KILL_STEPS, "training.keep_last=2",
+                                 "training.threads=1", family=family)))  # as the command: bitwise needs one thread count
     straight.train()
     name = "tiny" if family == "rnn" else "tiny-transformer"
     run_path = tmp_path / "killed" / name
@@ -289,7 +348,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(reve
 def test_stopping_rules(reversal_data: Path, tmp_path: Path, overrides: tuple[str, ...], reason: str) -> None:
     config = tiny_config(reversal_data, tmp_path, "training.max_steps=1000", "training.valid_limit=5",
                          "data.test=[]", *overrides)
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     assert trainer.train().message.startswith(reason)
     if "epochs" in reason:
         assert trainer.progress.epoch == 1 and trainer.progress.step == len(
@@ -297,7 +356,7 @@ def test_stopping_rules(reversal_data: Path, tmp_path: Path, overrides: tuple[st
 
 
 def test_autocast_on_cuda_and_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    import seq2seq.training as training
+    import seq2seq.runtime as runtime
 
     cpu = torch.device("cpu")
     cuda = torch.device("cuda")
@@ -309,15 +368,15 @@ def test_autocast_on_cuda_and_on_cpus_with_native_bf16(monkeypatch: pytest.Monke
         assert autocast_dtype(TrainingConfig(amp="auto"), cuda) is dtype
     for amp in ("auto", "fp16", "off"):
         assert autocast_dtype(TrainingConfig(amp=amp), cpu) is None
-    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_computes_bf16", lambda: True)
     assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is torch.bfloat16
-    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_computes_bf16", lambda: False)
     assert autocast_dtype(TrainingConfig(amp="bf16"), cpu) is None  # emulated bf16 would only be slower
 
 
 def test_missing_data_is_downloaded_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A config that names its dataset fetches the missing files first (here a fake download writes them)."""
-    import seq2seq.training as training
+    import seq2seq.startup as startup
     from conftest import write_reversal_task
 
     root = tmp_path / "data"
@@ -327,10 +386,10 @@ def test_missing_data_is_downloaded_before_training(tmp_path: Path, monkeypatch:
         calls.append((dataset, where, sorted(str(p) for p in needed if not (where / p).exists())))
         write_reversal_task(where, train=200, dev=10, test=10)
 
-    monkeypatch.setattr(training, "ensure_files", fake_download)
+    monkeypatch.setattr(startup, "ensure_files", fake_download)
     config = tiny_config(root, tmp_path / "runs", "data.download=en-hi", "training.max_steps=2",
                          "training.valid_every=2", "data.test=[]")
-    Trainer(config).train()
+    Trainer(prepare_run(config)).train()
     assert calls == [("en-hi", root, ["dev.src", "dev.tgt", "train.src", "train.tgt"])]
     assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()
 
@@ -345,7 +404,7 @@ def test_data_under_a_relative_root_is_found_without_downloading(
     monkeypatch.chdir(tmp_path)
     config = tiny_config(Path("data"), tmp_path / "runs", "data.download=en-hi", "training.max_steps=2",
                          "training.valid_every=2", "training.valid_limit=2")
-    Trainer(config).train()  # a download attempt would fail here: no such server is reachable
+    Trainer(prepare_run(config)).train()  # a download attempt would fail here: no such server is reachable
     assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()
 
 
@@ -354,7 +413,7 @@ def test_a_run_without_dev_set_leaves_a_model_the_default_lookup_finds(reversal_
 
     config = tiny_config(reversal_data, tmp_path, "data.dev=null", "data.test=[]", "training.max_steps=12",
                          "training.valid_every=5")
-    trainer = Trainer(config)
+    trainer = Trainer(prepare_run(config))
     trainer.train()
     best = trainer.run_path / "best.pt"
     assert newest_checkpoint(tmp_path) == best

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from seq2seq.config import VocabConfig
@@ -65,3 +68,13 @@ def test_bpe_sampling_is_merge_dropout() -> None:
     assert sampled == vocab.sample(texts, alpha=0.3, nbest=-1, seed=1) and sampled != vocab.encode(texts)
     assert sum(map(len, sampled)) > sum(map(len, vocab.encode(texts)))  # dropped merges leave more pieces
     assert vocab.decode(sampled) == texts
+
+
+def test_models_and_search_know_the_special_ids_without_sentencepiece() -> None:
+    """The special ids live in a leaf module: building a model and searching never load SentencePiece."""
+    code = ("import sys, seq2seq.model.build, seq2seq.search, seq2seq.loss\n"
+            "print('sentencepiece' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False"]
+    import seq2seq.special_ids as leaf
+    assert (leaf.PAD_ID, leaf.UNK_ID, leaf.BOS_ID, leaf.EOS_ID) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)

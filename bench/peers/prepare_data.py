@@ -163,7 +163,7 @@ def prepare_from_config(config_path: Path, data: Path, out: Path) -> int:
     import logging
     sys.path.insert(0, str(REPO))
     from seq2seq.config import load_config
-    from seq2seq.data.batching import EncodedCorpus
+    from seq2seq.data.cache import EncodedCorpus
     from seq2seq.data.corpus import check_files_exist, load_eval_sets
     from seq2seq.data.prepare import VOCAB_FILES, prepare_training_data
     from seq2seq.errors import UserError

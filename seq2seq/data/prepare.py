@@ -27,7 +27,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from seq2seq.config import Config
-from seq2seq.data.batching import Batch, DamagedCache, EncodedCorpus, EncodedCorpusWriter, SubwordSampler, collate
+from seq2seq.data.batching import Batch, SubwordSampler, stored_batch
+from seq2seq.data.cache import DamagedCache, EncodedCorpus, EncodedCorpusWriter
 from seq2seq.data.cleaning import PairFilter
 from seq2seq.data.corpus import EvalSets, data_files, training_pairs
 from seq2seq.errors import UserError
@@ -283,11 +284,11 @@ class TrainingData:
     report: CleaningReport
     sampler: SubwordSampler | None
 
-    def collate(self, indices: list[int], epoch: int, batch_index: int) -> Batch:
+    def training_batch(self, indices: list[int], epoch: int, batch_index: int) -> Batch:
         """The training batch of these pairs: best segmentation, or a fresh sample per (epoch, batch)."""
         if self.sampler is None:
-            return collate(self.corpus, indices)
-        return self.sampler.collate(indices, epoch, batch_index)
+            return stored_batch(self.corpus, indices)
+        return self.sampler.sampled_batch(indices, epoch, batch_index)
 
 
 def _read_report(folder: Path) -> CleaningReport:

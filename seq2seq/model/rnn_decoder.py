@@ -15,7 +15,7 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.model.rnn_attention import BahdanauAttention, LuongAttention
-from seq2seq.vocab import PAD_ID
+from seq2seq.special_ids import PAD_ID
 
 
 @dataclass

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.config import ModelConfig
-from seq2seq.vocab import PAD_ID
+from seq2seq.special_ids import PAD_ID
 
 
 class Encoder(nn.Module):

@@ -9,7 +9,7 @@ from seq2seq.config import ModelConfig
 from seq2seq.model.interface import EncoderDecoder
 from seq2seq.model.rnn_decoder import Decoder, DecoderState, Memory
 from seq2seq.model.rnn_encoder import Encoder
-from seq2seq.vocab import PAD_ID
+from seq2seq.special_ids import PAD_ID
 
 
 class RecurrentSeq2Seq(EncoderDecoder):

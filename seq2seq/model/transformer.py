@@ -19,7 +19,7 @@ from torch import nn
 from seq2seq.config import ModelConfig
 from seq2seq.errors import UserError
 from seq2seq.model.interface import EncoderDecoder
-from seq2seq.vocab import PAD_ID
+from seq2seq.special_ids import PAD_ID
 
 KeyValue = tuple[torch.Tensor, torch.Tensor]  # (batch, heads, length, head_size) each
 

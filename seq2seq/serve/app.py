@@ -32,7 +32,8 @@ from seq2seq.config import Config, DecodingConfig, config_to_dict, decoding_opti
 from seq2seq.errors import UserError
 from seq2seq.quantization import quantize_model, quantized_device
 from seq2seq.serve.batcher import Batcher, QueueFull
-from seq2seq.translator import PyTorchEngine, Translation, Translator, select_device
+from seq2seq.runtime import select_device
+from seq2seq.translator import PyTorchEngine, Translation, Translator
 
 STATIC_DIR = Path(str(resources.files("seq2seq.serve") / "static"))
 
