@@ -2,7 +2,8 @@
 
 Runs the Trainer's update (autocast forward, sequence_loss, backward, clipping, fused Adam) of a
 config's model on random batches of varied shape, as token buckets make them, and prints the
-RSS after every tenth update. Memory only: on a shared machine its timings mean nothing.
+RSS after every tenth update, and the median seconds per update after the first five (on a machine
+with nothing else running: on a shared one the timings mean nothing).
 
     python bench/amp_memory.py --precision float32
     python bench/amp_memory.py --precision bf16
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +58,9 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     rng = torch.Generator().manual_seed(1)
     device = torch.device("cpu")
-    marks = []
+    marks, seconds = [], []
     for update in range(1, args.updates + 1):
+        began = time.perf_counter()
         length = int(torch.randint(5, 80, (1,), generator=rng))
         rows = max(1, args.tokens // length)
         src, tgt_in, tgt_out = (torch.randint(4, args.vocab, (rows, length), generator=rng) for _ in range(3))
@@ -70,11 +74,13 @@ def main() -> None:
         optimizer.step()
         if bf16 and not args.unbounded:
             release_freed_memory()
+        seconds.append(time.perf_counter() - began)
         if update % 10 == 0:
             marks.append(f"{resident_mib():.0f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     label = args.precision + (" unbounded" if args.unbounded else "")
-    print(f"{label}: RSS MiB after every 10 updates: {' '.join(marks)}; peak {peak:.0f} MiB")
+    print(f"{label}: RSS MiB after every 10 updates: {' '.join(marks)}; peak {peak:.0f} MiB; "
+          f"median {statistics.median(seconds[5:] or seconds):.3f} s/update")
 
 
 if __name__ == "__main__":
