@@ -20,7 +20,7 @@ import os, sys, time
 from pathlib import Path
 data, run_dir, cache, go, name, same_pid = sys.argv[1:]
 from seq2seq.config import load_config
-from seq2seq.data.batching import collate
+from seq2seq.data.batching import stored_batch
 from seq2seq.training import train
 if same_pid == "1":
     os.getpid = lambda: 1
@@ -32,7 +32,7 @@ while not Path(go).exists():
     time.sleep(0.005)
 trainer = train(config)
 corpus = trainer.training_data.corpus
-collate(corpus, list(range(len(corpus))))  # every row of the memory-mapped cache is readable
+stored_batch(corpus, list(range(len(corpus))))  # every row of the memory-mapped cache is readable
 print(trainer.progress.step, len(corpus), trainer.training_data.report.kept)
 """
 
