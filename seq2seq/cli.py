@@ -14,6 +14,7 @@ from typing import Literal
 
 from seq2seq.config import DecodingConfig, decoding_options
 from seq2seq.errors import UserError
+from seq2seq.serve.limits import ServeLimits, serve_options
 
 EXIT_USER_ERROR = 2
 
@@ -125,14 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pytorch (a checkpoint file) or ctranslate2 (a folder python -m seq2seq export wrote)")
     serve.add_argument("--quantize", action="store_true", help="decode with int8 weights on the CPU")
     serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    serve.add_argument("--max-batch", type=int, help="most sentences decoded in one model call (default: 64)")
-    serve.add_argument("--max-wait-ms", type=float,
-                       help="how long a request waits for others to join its batch (default: 5)")
-    serve.add_argument("--max-sentences", type=int, help="most sentences in one request (default: 64)")
-    serve.add_argument("--max-chars", type=int, help="most characters in one sentence (default: 1000)")
-    serve.add_argument("--max-body-bytes", type=int, help="largest request body (default: 1000000)")
-    serve.add_argument("--max-beam-size", type=int, help="largest beam a request may ask for (default: 16)")
-    serve.add_argument("--max-n-best", type=int, help="longest n-best list a request may ask for (default: 8)")
+    for limit in serve_options():
+        serve.add_argument(f"--{limit.name.replace('_', '-')}", type=float if limit.type == "float" else int,
+                           metavar="X" if limit.type == "float" else "N",
+                           help=f"{limit.metadata['meaning']} (default: {limit.default})")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="uvicorn's log level; debug also logs every request")
     return parser
@@ -402,19 +399,17 @@ def run_serve(args: argparse.Namespace) -> int:
     import dataclasses
 
     try:
-        from seq2seq.serve.app import ServeLimits
         from seq2seq.serve.server import serve
     except ImportError as error:
         raise UserError(f"serving needs the serve extra ({error.name} is missing): "
                         'pip install -e ".[serve]"') from None
 
-    options = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "max_sentences": args.max_sentences,
-               "max_chars": args.max_chars, "max_body_bytes": args.max_body_bytes,
-               "max_beam_size": args.max_beam_size, "max_n_best": args.max_n_best}
-    for name, value in options.items():
-        if value is not None and value < (0 if name == "max_wait_ms" else 1):
-            floor = "0 or more" if name == "max_wait_ms" else "at least 1"
-            raise UserError(f"--{name.replace('_', '-')} must be {floor}, got {value}")
+    options = {limit.name: getattr(args, limit.name) for limit in serve_options()}
+    for limit in serve_options():
+        value, minimum = options[limit.name], limit.metadata["minimum"]
+        if value is not None and value < minimum:
+            floor = "0 or more" if minimum == 0 else f"at least {minimum}"
+            raise UserError(f"--{limit.name.replace('_', '-')} must be {floor}, got {value}")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in 0..65535, got {args.port}")
     limits = dataclasses.replace(ServeLimits(), **{k: v for k, v in options.items() if v is not None})

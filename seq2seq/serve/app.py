@@ -14,7 +14,6 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,26 +31,11 @@ from seq2seq.config import Config, DecodingConfig, config_to_dict, decoding_opti
 from seq2seq.errors import UserError
 from seq2seq.quantization import quantize_model, quantized_device
 from seq2seq.serve.batcher import Batcher, QueueFull
+from seq2seq.serve.limits import ServeLimits
 from seq2seq.runtime import select_device
 from seq2seq.translator import PyTorchEngine, Translation, Translator
 
 STATIC_DIR = Path(str(resources.files("seq2seq.serve") / "static"))
-
-
-@dataclass
-class ServeLimits:
-    """What one request may ask for, and how requests are batched; `python -m seq2seq serve --help` sets them."""
-
-    max_body_bytes: int = 1_000_000  # a request body larger than this is refused (413) before it is parsed
-    max_sentences: int = 64  # sentences in one request
-    max_chars: int = 1_000  # characters in one sentence
-    max_beam_size: int = 16
-    max_n_best: int = 8
-    max_len: int = 512  # the most output pieces a request may ask for
-    max_batch: int = 64  # sentences decoded in one model call
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
-    max_queue: int = 2_048  # sentences waiting; beyond this the server answers 503
-    timeout_s: float = 120.0  # a request still waiting for the model after this gets 503
 
 
 class RequestBase(BaseModel):
