@@ -171,6 +171,12 @@ def argument_problems(args: tuple[str, ...], complete: bool) -> list[str]:
         parser, argv = build_parser(), list(args[2:])
     elif args[:1] == ("-m",):
         return [] if importlib.util.find_spec(args[1]) else [f"no module {args[1]}"]
+    elif args[:1] == ("-c",):
+        try:
+            compile(args[1], "<python -c>", "exec")
+        except SyntaxError as error:
+            return [f"python -c: {error.msg}"]
+        return []
     elif args[0] in ("train.py", "translate.py"):
         parser, argv = build_parser(), [args[0].removesuffix(".py"), *args[1:]]
     elif args[0].endswith(".py"):
