@@ -30,7 +30,15 @@ from seq2seq.fulldisk import full_disk_stops_the_run
 from seq2seq.loss import sequence_loss
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.run_folder import checkpoint_files
-from seq2seq.runtime import autocast, autocast_dtype, bound_onednn_cache, release_freed_memory
+from seq2seq.runtime import (
+    autocast,
+    autocast_dtype,
+    bound_onednn_cache,
+    PrecisionTiming,
+    cpu_precision_is_timed,
+    release_freed_memory,
+    time_precisions,
+)
 from seq2seq.schedules import Budget, LearningRate, teacher_forcing_ratio
 from seq2seq.startup import Setup, prepare_run
 from seq2seq.testsets import evaluate_tests
@@ -38,6 +46,12 @@ from seq2seq.translator import Translator
 from seq2seq.validation import ScoreTracker, Validator, perplexity
 
 log = logging.getLogger("seq2seq")
+
+# training.amp: auto on a CPU with native bf16 times this many rounds each way, each over batches of its own:
+# bf16 builds a oneDNN primitive per new batch shape, a cost training pays too, so no round reuses a shape
+PRECISION_ROUNDS = 2
+PRECISION_BATCHES_PER_ROUND = 8
+PRECISION_NAMES = {None: "float32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass
@@ -118,11 +132,10 @@ class Trainer:
         self.run_lock = setup.run_lock  # taken by prepare_run: one writer per run folder
         self.startup_began: float | None = setup.began  # cleared once the first update has been timed
         self.amp_dtype = autocast_dtype(t, self.device)
-        self.cpu_autocast = self.amp_dtype is not None and self.device.type == "cpu"
-        if self.cpu_autocast:  # bf16 on a CPU: keep its memory near float32's (see seq2seq.runtime)
-            bound_onednn_cache()
-        log.info("precision: %s", f"{self.amp_dtype} autocast (training.amp: {t.amp})" if self.amp_dtype
-                 else f"float32 (training.amp: {t.amp})")
+        precision_timed = cpu_precision_is_timed(t, self.device)
+        if precision_timed or (self.amp_dtype is not None and self.device.type == "cpu"):
+            bound_onednn_cache()  # bf16 on a CPU: keep its memory near float32's (see seq2seq.runtime)
+        precision_reason = f"training.amp: {t.amp}"
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(self.device)
@@ -142,7 +155,15 @@ class Trainer:
         self.progress = Progress()
         self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay else None
         if setup.checkpoints:  # resuming
-            self._restore(setup.checkpoints[-1])
+            self._restore(setup.checkpoints[-1], precision_timed)
+            if precision_timed:
+                precision_reason += ", as timed when the run started"
+        elif precision_timed:
+            timing = self._time_precisions()
+            precision_reason += f", the faster when timed at start-up: {timing.summary()}"
+        self.cpu_autocast = self.amp_dtype is not None and self.device.type == "cpu"
+        log.info("precision: %s (%s)", "float32" if self.amp_dtype is None else f"{self.amp_dtype} autocast",
+                 precision_reason)
         # DistributedDataParallel averages gradients across processes during backward
         self.network = DistributedDataParallel(self.model) if self.world.active else self.model
         self.writer = SummaryWriter(str(self.run_path)) if self.world.is_main else None
@@ -152,9 +173,42 @@ class Trainer:
             self.translator, dev, t.valid_limit, t.batch_size, t.batch_unit, t.samples, self.writer,
             config.evaluation)
 
-    def _restore(self, path: Path) -> None:
+    def _time_precisions(self) -> PrecisionTiming:
+        """Forward and backward passes over the first training batches in float32 and in bf16; the faster becomes
+        the run's precision. Weights, optimiser and random state stay as they were; the seconds count towards
+        max_time. Every process times; the main process's choice holds for all."""
+        t = self.config.training
+        began = time.monotonic()
+        order = make_batches(self.train_data.src_lengths, self.train_data.tgt_lengths, t.batch_size, t.batch_unit,
+                             self.config.seed, 0)
+        wanted = 1 + PRECISION_ROUNDS * PRECISION_BATCHES_PER_ROUND
+        batches = [self.training_data.training_batch(order[i % len(order)], 0, i).to(self.device)
+                   for i in range(wanted)]
+
+        def passes(dtype: torch.dtype | None, round_number: int) -> None:
+            first = 0 if round_number == 0 else 1 + (round_number - 1) * PRECISION_BATCHES_PER_ROUND
+            for batch in batches[first: first + (1 if round_number == 0 else PRECISION_BATCHES_PER_ROUND)]:
+                with autocast(self.device, dtype):
+                    logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in, 1.0)
+                loss_sum, _ = sequence_loss(logits, batch.tgt_out, t.label_smoothing, overwrite_logits=True)
+                del logits
+                loss_sum.backward()
+            self.model.zero_grad(set_to_none=True)
+
+        self.model.train()
+        with torch.random.fork_rng(devices=[]):
+            timing = time_precisions(passes, PRECISION_ROUNDS)
+        self.amp_dtype = self.world.broadcast(timing.faster)
+        self.progress.elapsed = time.monotonic() - began
+        return timing
+
+    def _restore(self, path: Path, precision_timed: bool) -> None:
+        """Everything a checkpoint holds; with a timed precision also the precision the run chose, so the rest
+        of the run computes as its start did."""
         payload = load_checkpoint(path)
         state = payload["training"]
+        if precision_timed and "precision" in state:
+            self.amp_dtype = torch.bfloat16 if state["precision"] == "bf16" else None
         self.model.load_state_dict(payload["model"])
         if self.ema is not None:  # "model" holds the average, the training state the weights being trained
             self.ema.take_from_model()
@@ -180,6 +234,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "progress": self.progress.state_dict(),
             "scores": self.scores.state_dict(),
+            "precision": PRECISION_NAMES[self.amp_dtype],
             "rng": {
                 "python": random.getstate(),
                 "torch": torch.get_rng_state(),

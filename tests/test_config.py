@@ -61,6 +61,14 @@ def test_overrides_parse_yaml_values_and_create_sections(tmp_path: Path) -> None
     assert load_config(None, ["training.lr=1e-4"]).training.lr == 0.0001  # YAML 1.1 would keep it as text
 
 
+def test_an_unquoted_off_is_the_choice_off(tmp_path: Path) -> None:
+    """YAML reads off as false; where a choice is named off, that is what the user meant."""
+    assert load_config(write(tmp_path, "training: {amp: off}\n")).training.amp == "off"
+    assert load_config(None, ["training.amp=off"]).training.amp == "off"
+    with pytest.raises(UserError, match="training.amp: must be one of"):
+        load_config(write(tmp_path, "training: {amp: on}\n"))
+
+
 def test_data_dir_overrides_root(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "data: {root: here}\n"), data_dir="/elsewhere").data.root == "/elsewhere"
 

@@ -206,6 +206,63 @@ def test_resume_ends_with_the_same_weights(reversal_data: Path, tmp_path: Path, 
     assert straight.progress.history == resumed.progress.history
 
 
+def timing_that_prefers(dtype: torch.dtype | None, calls: list[str]):
+    """A stand-in for runtime.time_precisions: runs the real passes (so they must leave no trace), then
+    reports timings under which `dtype` is the faster."""
+    import seq2seq.runtime as runtime
+
+    def fake(passes, rounds: int) -> runtime.PrecisionTiming:
+        calls.append("timed")
+        runtime.time_precisions(passes, rounds)
+        return runtime.PrecisionTiming(float32_seconds=1.0 if dtype is None else 2.0,
+                                       bf16_seconds=1.0 if dtype is torch.bfloat16 else 2.0)
+    return fake
+
+
+def test_auto_precision_on_a_bf16_cpu_is_timed_and_the_timing_leaves_no_trace(
+        reversal_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timing float32 against bf16 changes neither the weights nor the random state: a run that chose float32
+    ends exactly where a plain float32 run does."""
+    import seq2seq.runtime as runtime
+    import seq2seq.training as training
+
+    calls: list[str] = []
+    monkeypatch.setattr(runtime, "cpu_computes_bf16", lambda: True)
+    monkeypatch.setattr(training, "time_precisions", timing_that_prefers(None, calls))
+    timed = Trainer(prepare_run(short_run(reversal_data, tmp_path / "a", 12, "training.amp=auto",
+                                          family="transformer")))
+    assert calls == ["timed"] and timed.amp_dtype is None
+    assert timed.progress.elapsed > 0  # the timing counts towards max_time
+    timed.train()
+    plain = Trainer(prepare_run(short_run(reversal_data, tmp_path / "b", 12, "training.amp=off",
+                                          family="transformer")))
+    plain.train()
+    for (name, a), b in zip(timed.model.state_dict().items(), plain.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert timed.progress.history == plain.progress.history
+
+
+def test_the_timed_precision_is_kept_when_the_run_resumes(
+        reversal_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import seq2seq.runtime as runtime
+    import seq2seq.training as training
+
+    calls: list[str] = []
+    monkeypatch.setattr(runtime, "cpu_computes_bf16", lambda: True)
+    monkeypatch.setattr(training, "time_precisions", timing_that_prefers(torch.bfloat16, calls))
+    first = Trainer(prepare_run(short_run(reversal_data, tmp_path, 10, "training.amp=auto", family="transformer")))
+    assert first.amp_dtype is torch.bfloat16 and first.cpu_autocast
+    first.train()
+    assert load_checkpoint(tmp_path / "tiny-transformer" / "best.pt")["training"]["precision"] == "bf16"
+    monkeypatch.setattr(training, "time_precisions", timing_that_prefers(None, calls))
+    resumed = Trainer(prepare_run(short_run(reversal_data, tmp_path, 20, "training.amp=auto", family="transformer"),
+                                  resume=True))
+    assert calls == ["timed"]  # not timed again
+    assert resumed.amp_dtype is torch.bfloat16
+    assert Trainer(prepare_run(short_run(reversal_data, tmp_path / "c", 10, "training.amp=auto",
+                                         family="transformer"))).amp_dtype is None
+
+
 def test_existing_run_needs_resume_and_resume_needs_a_run(reversal_data: Path, tmp_path: Path) -> None:
     config = short_run(reversal_data, tmp_path, 10)
     with pytest.raises(UserError, match="nothing to resume"):
