@@ -82,7 +82,7 @@ def decode_seq2seq(config_path: Path, data: Path, name: str, threads: int, tok_d
     config = load_config(config_path, [f"name={name}"], str(data))
     translator = Translator.from_checkpoint(config.run_path / "best.pt", device="cpu")
     translator.decoding = config.decoding
-    sets = load_eval_sets(config.data, config.seed)
+    sets = load_eval_sets(config.data, config.data_seed)
     scores = {}
     for label, corpus, split in (("val", sets.dev, "valid"), ("test", sets.tests[0], "test")):
         hypotheses = [nbest[0].text for nbest in translator.translate(corpus.src, progress=False)]

@@ -68,7 +68,7 @@ def run_variant(args: argparse.Namespace, label: str, overrides: list[str]) -> d
     config = load_config(args.config, [*overrides, f"name={base.name}-{label}"], args.data_dir)
     best = config.run_path / "best.pt"
     translator = Translator.from_checkpoint(best, device="cpu", decoding=config.decoding)
-    dev = load_eval_sets(config.data, config.seed).dev
+    dev = load_eval_sets(config.data, config.data_seed).dev
     dev_scores = evaluate_tests(translator, [dev], progress=False, options=config.evaluation)[dev.name]
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     scores = {dev.name: {"bleu": dev_scores.bleu, "chrf": dev_scores.chrf, "ter": dev_scores.ter,

@@ -313,7 +313,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = "cpu" if args.quantize else config.training.device  # the training device is only a default here
     translator = Translator.from_checkpoint(checkpoint, device=device, quantize=args.quantize, decoding=config.decoding)
     ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
-    eval_sets = load_eval_sets(config.data, config.seed)
+    eval_sets = load_eval_sets(config.data, config.data_seed)
     corpora = eval_sets.tests if args.split == "test" else [c for c in [eval_sets.dev] if c is not None]
     if not corpora:
         raise UserError(f"{args.config}: no {args.split} set in data.{args.split}")

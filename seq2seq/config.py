@@ -106,6 +106,10 @@ class DataConfig:
     cache_dir: str = doc(
         "folder of the encoded-corpus and vocabulary cache that later runs reuse ('' = inside the run folder)", "data/cache"
     )
+    seed: int | None = doc(
+        "seed of the held-out splits, the cleaned corpus and the vocabularies (none = the run's seed): runs that "
+        "differ only in the run's seed but share this one share test sets and vocabularies, as ensembles need", None
+    )
 
     def check(self, check: Check) -> None:
         c = self.cleaning
@@ -458,7 +462,7 @@ class EvaluationConfig:
 class Config:
     name: str = doc("run name: checkpoints and logs go to run_dir/name", "en-hi")
     run_dir: str = doc("folder that holds runs", "runs")
-    seed: int = doc("seed for weights, data order and dropout", 1)
+    seed: int = doc("seed for weights, data order and dropout; also of the held-out splits and vocabularies unless data.seed is set", 1)
     data: DataConfig = doc("corpora and cleaning", default_factory=DataConfig)
     vocab: VocabConfig = doc("SentencePiece vocabularies", default_factory=VocabConfig)
     model: ModelConfig = doc("network shape", default_factory=ModelConfig)
@@ -469,6 +473,11 @@ class Config:
     @property
     def run_path(self) -> Path:
         return Path(self.run_dir) / self.name
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of everything made from the data before training: held-out splits, cleaning, vocabularies."""
+        return self.seed if self.data.seed is None else self.data.seed
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -682,6 +691,7 @@ def validate(config: Config, source: str) -> None:
 
     check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
     check(0 <= config.seed < 2**32, "seed", f"must be in [0, 2**32), got {config.seed}")
+    check(0 <= config.data_seed < 2**32, "data.seed", f"must be in [0, 2**32), got {config.data_seed}")
     for section in (config.data, config.vocab, config.model, config.training, config.decoding):
         section.check(check)
     check_across_sections(config, check)

@@ -59,7 +59,7 @@ def prepare_run(config: Config, resume: bool = False) -> Setup:
         ensure_files(config.data.download, Path(config.data.root), data_files(config.data))
     world.barrier()
     check_files_exist(config.data)
-    eval_sets = load_eval_sets(config.data, config.seed)  # data errors come before any file is written
+    eval_sets = load_eval_sets(config.data, config.data_seed)  # data errors come before any file is written
     # a resumed fine-tuning run continues from its own checkpoints, which hold what init_from gave it
     start = load_starting_point(config) if config.training.init_from and not resume else None
     run_lock = lock_run(run_path, world)  # before any check or write in the run folder

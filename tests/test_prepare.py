@@ -40,7 +40,7 @@ def make_config(data_dir: Path, run_root: Path, *overrides: str) -> Config:
 
 
 def prepared(config: Config) -> tuple[Path, prepare.TrainingData]:
-    eval_sets = load_eval_sets(config.data, config.seed)
+    eval_sets = load_eval_sets(config.data, config.data_seed)
     folder = prepare.prepare_training_data(config, eval_sets, config.run_path)
     return folder, prepare.open_training_data(folder, config.run_path, config)
 
@@ -218,6 +218,21 @@ def test_sampling_settings_do_not_retrain_the_vocabularies(data_dir: Path, tmp_p
     prepared(make_config(data_dir, tmp_path / "a"))
     prepared(make_config(data_dir, tmp_path / "b", "vocab.sampling_alpha=0.1", "vocab.sampling_nbest=8"))
     assert len(list((tmp_path / "cache").glob("vocab-*"))) == 1
+
+
+def test_the_data_seed_keeps_splits_and_vocabularies_when_the_run_seed_changes(data_dir: Path, tmp_path: Path) -> None:
+    """Ensemble members differ in their weights' seed; their test sets and vocabularies must be the same."""
+    with_holdout = 'data.train=[{"name": "reverse", "src": "train.src", "tgt": "train.tgt", "holdout": 40}]'
+
+    def made(run: str, *seeds: str) -> tuple[list[str], bytes]:
+        config = make_config(data_dir, tmp_path / run, with_holdout, *seeds)
+        _, data = prepared(config)
+        held = load_eval_sets(config.data, config.data_seed).tests[-1]
+        return held.src, (config.run_path / "src.spm.model").read_bytes()
+
+    first = made("a", "seed=1")
+    assert made("b", "seed=2", "data.seed=1") == first
+    assert made("c", "seed=2")[0] != first[0]  # without it the run's seed draws another held-out set
 
 
 def before_eos(ids: torch.Tensor) -> list[list[int]]:

@@ -178,7 +178,7 @@ def prepare_from_config(config_path: Path, data: Path, out: Path) -> int:
         if config.data.cache_dir and not Path(config.data.cache_dir).is_absolute():
             config.data.cache_dir = str(REPO / config.data.cache_dir)
         check_files_exist(config.data)
-        eval_sets = load_eval_sets(config.data, config.seed)
+        eval_sets = load_eval_sets(config.data, config.data_seed)
         # prepare_training_data keeps vocab files already in its run folder (a resumed run),
         # so give it an empty one: the models always come from this config's cache.
         run_path = out / "seq2seq"

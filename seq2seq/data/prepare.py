@@ -73,14 +73,14 @@ def data_fingerprint(config: Config) -> str:
     data = config.data
     contents = {str(relative): sha256_file(Path(data.root) / relative) for relative in data_files(data)}
     specs = [dataclasses.asdict(spec) for spec in data.train]
-    return _key(DATA_FORMAT_VERSION, contents, specs, dataclasses.asdict(data.cleaning), config.seed)
+    return _key(DATA_FORMAT_VERSION, contents, specs, dataclasses.asdict(data.cleaning), config.data_seed)
 
 
 def cleaned_pairs(config: Config, eval_sets: EvalSets, report: CleaningReport) -> Iterator[tuple[int, str, str]]:
     """(corpus index, source, target) of every training pair that passes cleaning, in file order."""
     pair_filter = PairFilter(config.data.cleaning, eval_sets.sentences())
     for index, spec in enumerate(config.data.train):
-        for src, tgt in tqdm(training_pairs(spec, config.data, config.seed), desc=f"reading {spec.name}",
+        for src, tgt in tqdm(training_pairs(spec, config.data, config.data_seed), desc=f"reading {spec.name}",
                              unit=" pairs", unit_scale=True, leave=False, mininterval=1.0):
             reason = pair_filter.reject_reason(src, tgt)
             if reason is None:
@@ -93,7 +93,7 @@ def cleaned_pairs(config: Config, eval_sets: EvalSets, report: CleaningReport) -
 def vocab_sample(config: Config, eval_sets: EvalSets) -> tuple[list[str], list[str]]:
     """A uniform sample of vocab.sample_size cleaned pairs (reservoir sampling: one pass, bounded memory)."""
     size = config.vocab.sample_size
-    rng = random.Random(config.seed)
+    rng = random.Random(config.data_seed)
     src: list[str] = []
     tgt: list[str] = []
     for seen, (_, s, t) in enumerate(cleaned_pairs(config, eval_sets, CleaningReport())):
@@ -179,7 +179,7 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
     v = config.vocab
     # sampling only changes how training pairs are segmented later, not the models
     settings = dataclasses.asdict(dataclasses.replace(v, sampling_alpha=0.0, sampling_nbest=-1))
-    folder = cache / f"vocab-{_key(fingerprint, settings, config.seed)}"
+    folder = cache / f"vocab-{_key(fingerprint, settings, config.data_seed)}"
     if _reusable(folder, "vocabularies", _verify_vocabs):
         return folder
     # a pass of its own: cleaning the stream again later is cheaper than holding the cleaned corpus
@@ -193,7 +193,7 @@ def cached_vocabs(config: Config, eval_sets: EvalSets, fingerprint: str, cache: 
         for sides, texts, size in jobs:
             log.info("training the %s vocabulary (%s, %d pieces) on %s sentences", " and ".join(sides), v.type,
                      size, f"{len(texts):,}")
-            proto = train_vocab(texts, size, v, config.seed).model_proto
+            proto = train_vocab(texts, size, v, config.data_seed).model_proto
             for side in sides:
                 (staging / VOCAB_FILES[side]).write_bytes(proto)
             texts.clear()
