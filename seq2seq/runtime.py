@@ -78,6 +78,11 @@ def cpu_precision_is_timed(config: TrainingConfig, device: torch.device) -> bool
     return config.amp == "auto" and device.type == "cpu" and cpu_computes_bf16()
 
 
+# bf16 must save at least this share of float32's time: timings of a few seconds vary by about as much, and
+# bf16 costs precision and memory (its weight copies), so a tie goes to float32
+BF16_MIN_SAVING = 0.05
+
+
 @dataclass(frozen=True)
 class PrecisionTiming:
     """Seconds the same forward and backward passes took in float32 and under bf16 autocast."""
@@ -87,8 +92,8 @@ class PrecisionTiming:
 
     @property
     def faster(self) -> torch.dtype | None:
-        """bf16, or None for float32: the one that took less time."""
-        return torch.bfloat16 if self.bf16_seconds < self.float32_seconds else None
+        """bf16 where it saved at least BF16_MIN_SAVING of float32's time, else None (float32)."""
+        return torch.bfloat16 if self.bf16_seconds < (1 - BF16_MIN_SAVING) * self.float32_seconds else None
 
     def summary(self) -> str:
         return f"float32 {self.float32_seconds:.1f} s, bf16 autocast {self.bf16_seconds:.1f} s"

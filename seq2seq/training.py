@@ -31,10 +31,10 @@ from seq2seq.loss import sequence_loss
 from seq2seq.model.build import build_model, count_parameters
 from seq2seq.run_folder import checkpoint_files
 from seq2seq.runtime import (
+    PrecisionTiming,
     autocast,
     autocast_dtype,
     bound_onednn_cache,
-    PrecisionTiming,
     cpu_precision_is_timed,
     release_freed_memory,
     time_precisions,
@@ -162,7 +162,7 @@ class Trainer:
             timing = self._time_precisions()
             precision_reason += f", the faster when timed at start-up: {timing.summary()}"
         self.cpu_autocast = self.amp_dtype is not None and self.device.type == "cpu"
-        log.info("precision: %s (%s)", "float32" if self.amp_dtype is None else f"{self.amp_dtype} autocast",
+        log.info("precision: %s (%s)", "float32" if self.amp_dtype is None else f"{PRECISION_NAMES[self.amp_dtype]} autocast",
                  precision_reason)
         # DistributedDataParallel averages gradients across processes during backward
         self.network = DistributedDataParallel(self.model) if self.world.active else self.model
@@ -193,6 +193,8 @@ class Trainer:
                 loss_sum, _ = sequence_loss(logits, batch.tgt_out, t.label_smoothing, overwrite_logits=True)
                 del logits
                 loss_sum.backward()
+                if dtype is not None:  # as _train_step does after a bf16 update on a CPU: part of bf16's cost
+                    release_freed_memory()
             self.model.zero_grad(set_to_none=True)
 
         self.model.train()
