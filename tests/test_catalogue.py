@@ -347,6 +347,30 @@ def test_tatoeba_challenge_matches_the_shared_data_layout(site: Site, tmp_path: 
     )
 
 
+def test_tatoeba_challenge_dev_set_installs_aligned_pairs_once(site: Site, tmp_path: Path) -> None:
+    lines = ["eng\thin\tI'm  hungry.\tमुझे भूख लगी है।", "eng\thin\tWhere is it?\tवह कहाँ है?",
+             "eng\thin\tI'm hungry.\tमुझे भूख लगी है।", "a broken line", ""]
+    site.serve("dev.txt", "\n".join(lines).encode())
+
+    installed = catalogue.download_dataset("tatoeba-dev-eng-hin", tmp_path, base_url=site.url, progress=False)
+
+    folder = tmp_path / "extra" / "tatoeba-dev-eng-hin"
+    assert sorted(installed) == [folder / "tatoeba-dev.en", folder / "tatoeba-dev.hi"]
+    assert (folder / "tatoeba-dev.en").read_text(encoding="utf-8") == "I'm hungry.\nWhere is it?\n"
+    assert (folder / "tatoeba-dev.hi").read_text(encoding="utf-8") == "मुझे भूख लगी है।\nवह कहाँ है?\n"
+    shared = SHARED_DATA / "extra" / "tatoeba-dev-eng-hin"
+    if shared.is_dir():  # the layout the configs read
+        assert sorted(p.name for p in shared.iterdir() if p.suffix in (".en", ".hi")) == \
+            sorted(p.name for p in installed)
+
+
+def test_a_tatoeba_challenge_dev_set_without_pairs_is_a_user_error(site: Site, tmp_path: Path) -> None:
+    site.serve("dev.txt", b"<html>not found</html>\n")
+    with pytest.raises(UserError, match="no `eng<TAB>hin"):
+        catalogue.download_dataset("tatoeba-dev-eng-hin", tmp_path, base_url=site.url, progress=False)
+    assert not (tmp_path / "extra").exists()
+
+
 # --- the catalogue itself ---------------------------------------------------------------
 
 
