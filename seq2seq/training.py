@@ -200,6 +200,7 @@ class Trainer:
         self.model.train()
         with torch.random.fork_rng(devices=[]):
             timing = time_precisions(passes, PRECISION_ROUNDS)
+        release_freed_memory()  # the heap the passes grew (bf16 copies among it) need not stay with a float32 run
         self.amp_dtype = self.world.broadcast(timing.faster)
         self.progress.elapsed = time.monotonic() - began
         return timing

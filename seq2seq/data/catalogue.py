@@ -365,8 +365,9 @@ DATASETS: dict[str, Dataset] = {
         _TATOEBA_CHALLENGE_DEV,
         _MULTI30K,
         _combine("en-hi", "The default bundle: IITB train/dev/test and Tatoeba", (_IITB, _TATOEBA)),
-        _combine("en-hi-everyday", "The default bundle, the Tatoeba Challenge eng-hin test set (more everyday "
-                 "pairs to train on) and FLORES-200", (_IITB, _TATOEBA, _TATOEBA_CHALLENGE, _FLORES200)),
+        _combine("en-hi-everyday", "The default bundle, the Tatoeba Challenge eng-hin test and dev sets (more "
+                 "everyday pairs to train on) and FLORES-200",
+                 (_IITB, _TATOEBA, _TATOEBA_CHALLENGE, _TATOEBA_CHALLENGE_DEV, _FLORES200)),
     )
 }
 
