@@ -306,8 +306,7 @@ class TrainingConfig:
     device: str = doc("auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps", "auto")
     amp: Literal["auto", "off", "bf16", "fp16"] = doc(
         "mixed precision: auto = bf16 on GPUs that have it, else fp16; on CPUs that compute bf16 natively "
-        "(AVX512-BF16 or AMX) the faster of float32 and bf16, timed at start-up (about 34 forward and backward "
-        "passes), float32 on other CPUs; bf16 = the same on GPUs, and bf16 on CPUs that compute it natively, else "
+        "(AVX512-BF16 or AMX) the faster of float32 and bf16, timed at start-up, float32 on other CPUs; bf16 = the same on GPUs, and bf16 on CPUs that compute it natively, else "
         "float32", "auto")
     threads: int = doc("CPU threads for PyTorch (0 = its default)", 0)
     max_nonfinite: int = doc("stop after this many non-finite losses or gradients in a row", 10)

@@ -162,7 +162,7 @@ class Trainer:
             timing = self._time_precisions()
             precision_reason += f", the faster when timed at start-up: {timing.summary()}"
         self.cpu_autocast = self.amp_dtype is not None and self.device.type == "cpu"
-        log.info("precision: %s (%s)", "float32" if self.amp_dtype is None else f"{PRECISION_NAMES[self.amp_dtype]} autocast",
+        log.info("precision: %s%s (%s)", PRECISION_NAMES[self.amp_dtype], " autocast" if self.amp_dtype else "",
                  precision_reason)
         # DistributedDataParallel averages gradients across processes during backward
         self.network = DistributedDataParallel(self.model) if self.world.active else self.model
@@ -181,13 +181,13 @@ class Trainer:
         began = time.monotonic()
         order = make_batches(self.train_data.src_lengths, self.train_data.tgt_lengths, t.batch_size, t.batch_unit,
                              self.config.seed, 0)
-        wanted = 1 + PRECISION_ROUNDS * PRECISION_BATCHES_PER_ROUND
         batches = [self.training_data.training_batch(order[i % len(order)], 0, i).to(self.device)
-                   for i in range(wanted)]
+                   for i in range(1 + PRECISION_ROUNDS * PRECISION_BATCHES_PER_ROUND)]
+        size = PRECISION_BATCHES_PER_ROUND
+        rounds = [batches[:1]] + [batches[1 + r * size: 1 + (r + 1) * size] for r in range(PRECISION_ROUNDS)]
 
         def passes(dtype: torch.dtype | None, round_number: int) -> None:
-            first = 0 if round_number == 0 else 1 + (round_number - 1) * PRECISION_BATCHES_PER_ROUND
-            for batch in batches[first: first + (1 if round_number == 0 else PRECISION_BATCHES_PER_ROUND)]:
+            for batch in rounds[round_number]:
                 with autocast(self.device, dtype):
                     logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in, 1.0)
                 loss_sum, _ = sequence_loss(logits, batch.tgt_out, t.label_smoothing, overwrite_logits=True)
@@ -211,7 +211,7 @@ class Trainer:
         payload = load_checkpoint(path)
         state = payload["training"]
         if precision_timed and "precision" in state:
-            self.amp_dtype = torch.bfloat16 if state["precision"] == "bf16" else None
+            self.amp_dtype = {name: dtype for dtype, name in PRECISION_NAMES.items()}[state["precision"]]
         self.model.load_state_dict(payload["model"])
         if self.ema is not None:  # "model" holds the average, the training state the weights being trained
             self.ema.take_from_model()
